@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates (or repairs) .venv in the repository root with everything the README's commands need.
+# Idempotent: when the install inputs are unchanged and the environment imports, nothing is re-installed.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+constraints="$root/requirements/constraints.txt"
+python_bin="${PYTHON:-python3}"
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[install] creating $venv"
+  "$python_bin" -m venv "$venv"
+fi
+py="$venv/bin/python"
+stamp="$venv/.spatialspec-install"
+want="$(cat "$root/pyproject.toml" "$constraints" | sha256sum | cut -d' ' -f1)"
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+   && "$py" -c "import torch, monai, ignite, mlflow, sklearn, spatialspec, pytest" 2>/dev/null; then
+  echo "[install] $venv is up to date"
+  exit 0
+fi
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# torch first, from the pinned CPU wheel, so nothing later can pull a CUDA build.
+"$py" -m pip install -q -c "$constraints" "torch==2.13.0"
+"$py" -m pip install -q -c "$constraints" -e "$root[test]"
+if "$py" -m pip list --format=freeze | grep -iE '^nvidia-|^triton=' ; then
+  echo "[install] CUDA packages ended up in $venv; aborting" >&2
+  exit 1
+fi
+echo "$want" > "$stamp"
+echo "[install] $venv ready ($("$py" -c 'import torch, monai; print("torch", torch.__version__, "monai", monai.__version__)'))"
