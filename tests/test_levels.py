@@ -41,6 +41,15 @@ def test_parse_level_canonical(text, kind, param, name):
     assert parse_level(level.name) == level
 
 
+@pytest.mark.parametrize(("level", "name"), [(SpecificityLevel("dilate", 2.0), "dilate:2"),
+                                            (SpecificityLevel("dilate", 2.5), "dilate:2.5"),
+                                            (SpecificityLevel("patch", 3), "patch:3"),
+                                            (SpecificityLevel("bbox", "all"), "bbox:all"),
+                                            (SpecificityLevel("seg"), "seg")])
+def test_level_name_built_directly(level, name):
+    assert level.name == name
+
+
 def test_parse_level_passes_level_through():
     level = SpecificityLevel("patch", 4)
     assert parse_level(level) is level

@@ -43,7 +43,11 @@ class LoadImageOrArrayd(MapTransform):
                 except Exception as e:
                     raise RuntimeError(f"cannot load '{key}' from file {value}: {e}") from e
             else:
-                loaded = MetaTensor(torch.as_tensor(np.asarray(value)))
+                # in-memory samples are named after their id so savers and reports can tell them apart
+                array = torch.as_tensor(np.asarray(value))
+                loaded = MetaTensor(array, meta={"filename_or_obj": f"{d.get('id', 'sample')}_{key}",
+                                                 "original_channel_dim": "no_channel",
+                                                 "spatial_shape": tuple(array.shape[1:])})
             if loaded.ndim < 3:
                 loaded = loaded[None]
             d[key] = loaded.to(self.dtype)

@@ -193,7 +193,7 @@ def test_dilate_exact_small():
 
 
 @pytest.mark.parametrize("shape", [(8, 8), (10, 10), (7, 12), (12, 5), (9, 16)])
-@pytest.mark.parametrize("r", [1, 1.5, 2, 2.5, 3, 4, 5])
+@pytest.mark.parametrize("r", [0.5, 1, 1.5, 2, 2.5, 3, 4, 5])
 def test_dilate_matches_paper_brute_force(shape, r):
     if r > min(shape):
         pytest.skip("r larger than the image")

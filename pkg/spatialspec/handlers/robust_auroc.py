@@ -1,0 +1,88 @@
+"""Ignite handler that puts every robust-AUROC figure into ``engine.state.metrics`` (and so into MLflow)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from ignite.engine import Engine
+from monai.handlers import IgniteMetricHandler
+
+from spatialspec.metrics.robust_auroc import RobustAUROCMetric
+
+__all__ = ["RobustAUROC"]
+
+
+def _collect(data: Any, key: str, where: str) -> torch.Tensor:
+    """Stack ``key`` from a collated dict or a decollated list of dicts."""
+    items = data if isinstance(data, Sequence) and not isinstance(data, (str, dict)) else [data]
+    values = []
+    for item in items:
+        if not isinstance(item, dict) or key not in item:
+            present = sorted(item) if isinstance(item, dict) else type(item).__name__
+            raise KeyError(f"RobustAUROC: key '{key}' is missing from engine.state.{where} (it holds {present})")
+        values.append(torch.as_tensor(item[key]).reshape(-1))
+    return torch.cat(values)
+
+
+class RobustAUROC(IgniteMetricHandler):
+    """Robust and subgroup AUROC of a :class:`~monai.engines.SupervisedEvaluator` (Sec. 3.3.2, 5.1).
+
+    Image scores come from ``engine.state.output`` (``score_key``, written by
+    :class:`spatialspec.transforms.ImageScored` in the evaluator's postprocessing); the image label and the spurious
+    label are read from ``engine.state.batch`` (``label_key``, ``spurious_key``), where the extra keys stay.
+
+    Attached under ``name``, the handler stores the robust AUROC as ``name`` and every other figure of
+    :func:`spatialspec.metrics.subgroup_aurocs` next to it: attached as ``val_robust_auroc`` it also writes
+    ``val_overall_auroc``, ``val_worst_pair_auroc`` and ``val_auroc_y0s1_y1s0``, ...; under another name ``X`` the
+    others are ``X_overall_auroc``, ... A subgroup with one class only gives NaN and a warning, never an error.
+
+    Args:
+        score_key: key of the image score in the engine output.
+        label_key: key of the image label y in the batch.
+        spurious_key: key of the spurious label s in the batch.
+        output_transform: optional callable mapping ``engine.state.output`` to the scores; overrides ``score_key``.
+        save_details: also store the per-image (score, y, s) buffers in ``engine.state.metric_details``.
+
+    Example (bundle config)::
+
+        additional_metrics:
+          val_robust_auroc: {_target_: spatialspec.handlers.RobustAUROC, score_key: score}
+    """
+
+    def __init__(
+        self,
+        score_key: str = "score",
+        label_key: str = "y",
+        spurious_key: str = "s",
+        output_transform: Callable | None = None,
+        save_details: bool = True,
+    ) -> None:
+        self.score_key = score_key
+        self.label_key = label_key
+        self.spurious_key = spurious_key
+        transform = output_transform or (lambda output: _collect(output, score_key, "output"))
+        super().__init__(metric_fn=RobustAUROCMetric(), output_transform=transform, save_details=save_details)
+
+    def iteration_completed(self, engine: Engine) -> None:
+        """Add the batch's scores (from the output) and labels (from the batch)."""
+        scores = torch.as_tensor(self._output_transform(engine.state.output)).reshape(-1)
+        y = _collect(engine.state.batch, self.label_key, "batch")
+        s = _collect(engine.state.batch, self.spurious_key, "batch")
+        self.metric_fn(scores, y, s)
+
+    def compute(self) -> dict[str, float]:
+        """Every figure as a dict; the per-image buffers go to ``metric_details`` when ``save_details``."""
+        result = self.metric_fn.aggregate()
+        self._is_reduced = True
+        if self.save_details and self._engine is not None and self._name is not None:
+            self._engine.state.metric_details[self._name] = self.metric_fn.get_buffer()
+        return result
+
+    def completed(self, engine: Engine, name: str) -> None:
+        """Store the robust AUROC under ``name`` and the other figures under names derived from it."""
+        result = self.compute()
+        prefix = name[: -len("robust_auroc")] if name.endswith("robust_auroc") else f"{name}_"
+        for figure, value in result.items():
+            engine.state.metrics[name if figure == "robust_auroc" else prefix + figure] = value

@@ -1,0 +1,126 @@
+"""Robust AUROC and subgroup AUROCs: how much a classifier relies on a spurious feature (Sec. 3.3.2, Sec. 5.1).
+
+Subgroups are the four (y, s) cells. The training correlation pairs y = 1 with s = 1 and y = 0 with s = 0; the
+*robust* AUROC is the AUROC on the images where that correlation is broken: abnormal images without the spurious
+feature (y = 1, s = 0) together with normal images with it (y = 0, s = 1). A model that reads the spurious feature
+ranks exactly these images backwards and scores near 0; a model that reads the abnormality scores near 1.
+
+The *pair* AUROCs compare one negative subgroup with one positive subgroup, and the worst-pair AUROC is their
+minimum, the figure to watch when no single subset is known to be the hard one. AUROC itself is scikit-learn's.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from monai.metrics import Cumulative
+from sklearn.metrics import roc_auc_score
+
+__all__ = ["auroc", "robust_auroc", "subgroup_aurocs", "RobustAUROCMetric", "PAIR_NAMES", "FIGURE_NAMES"]
+
+PAIRS = (((0, 0), (1, 0)), ((0, 0), (1, 1)), ((0, 1), (1, 0)), ((0, 1), (1, 1)))
+PAIR_NAMES = tuple(f"auroc_y{n[0]}s{n[1]}_y{p[0]}s{p[1]}" for n, p in PAIRS)
+FIGURE_NAMES = ("overall_auroc", "robust_auroc", "worst_pair_auroc", *PAIR_NAMES)
+
+
+def _as_1d(values: Any, name: str) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return arr
+
+
+def _check(y_score: Any, y_true: Any, spurious: Any | None = None) -> tuple[np.ndarray, ...]:
+    score, y = _as_1d(y_score, "y_score"), _as_1d(y_true, "y_true")
+    arrays = [score, y]
+    if spurious is not None:
+        arrays.append(_as_1d(spurious, "spurious"))
+    if len({len(a) for a in arrays}) != 1:
+        raise ValueError(f"y_score, y_true and spurious must have the same length, got {[len(a) for a in arrays]}")
+    for name, arr in zip(("y_true", "spurious"), arrays[1:]):
+        if not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"{name} must hold only 0 and 1")
+    return tuple(arrays)
+
+
+def auroc(y_score: Any, y_true: Any, subset: str = "all") -> float:
+    """AUROC of ``y_score`` against binary ``y_true`` (scikit-learn), NaN with a warning naming ``subset`` when
+    only one class is present.
+
+    Args:
+        y_score: array-like of shape (n_samples,), higher means more likely abnormal.
+        y_true: array-like of shape (n_samples,) with values in {0, 1}.
+        subset: the name of the subset, used in the warning.
+    """
+    score, y = _check(y_score, y_true)
+    if len(np.unique(y)) < 2:
+        warnings.warn(f"AUROC of subset '{subset}' is undefined: it holds {len(y)} samples of one class only; "
+                      "reporting NaN", RuntimeWarning, stacklevel=2)
+        return math.nan
+    return float(roc_auc_score(y, score))
+
+
+def robust_auroc(y_score: Any, y_true: Any, spurious: Any) -> float:
+    """AUROC on the images where the training correlation is broken: (y=1, s=0) with (y=0, s=1) (Sec. 5.1).
+
+    Args:
+        y_score: array-like of shape (n_samples,).
+        y_true: array-like of shape (n_samples,), the image label y.
+        spurious: array-like of shape (n_samples,), the spurious label s.
+    """
+    score, y, s = _check(y_score, y_true, spurious)
+    keep = y != s
+    return auroc(score[keep], y[keep], subset="robust (y=1,s=0 vs y=0,s=1)")
+
+
+def subgroup_aurocs(y_score: Any, y_true: Any, spurious: Any) -> dict[str, float]:
+    """Every figure of the robustness report.
+
+    Returns:
+        ``overall_auroc``, ``robust_auroc``, the four pair AUROCs ``auroc_y{0}s{a}_y{1}s{b}`` (negative subgroup
+        against positive subgroup) and ``worst_pair_auroc`` (the smallest defined pair AUROC, NaN if none is).
+    """
+    score, y, s = _check(y_score, y_true, spurious)
+    report = {"overall_auroc": auroc(score, y, subset="overall"), "robust_auroc": robust_auroc(score, y, s)}
+    pairs = {}
+    for name, (neg, pos) in zip(PAIR_NAMES, PAIRS):
+        keep = ((y == neg[0]) & (s == neg[1])) | ((y == pos[0]) & (s == pos[1]))
+        pairs[name] = auroc(score[keep], y[keep], subset=f"y={neg[0]},s={neg[1]} vs y={pos[0]},s={pos[1]}")
+    defined = [v for v in pairs.values() if not math.isnan(v)]
+    report["worst_pair_auroc"] = min(defined) if defined else math.nan
+    report.update(pairs)
+    return report
+
+
+class RobustAUROCMetric(Cumulative):
+    """Cumulative robust-AUROC metric: collects image scores, labels and spurious labels over iterations (and
+    across processes under DDP) and reports every figure of :func:`subgroup_aurocs`.
+
+    Example:
+        >>> metric = RobustAUROCMetric()
+        >>> metric(torch.tensor([0.9, 0.2, 0.8, 0.1]), torch.tensor([1, 0, 1, 0]), torch.tensor([0, 1, 1, 0]))
+        >>> metric.aggregate()["robust_auroc"]
+        1.0
+    """
+
+    def __call__(self, y_pred: Any, y: Any, spurious: Any) -> None:  # type: ignore[override]
+        """Add a batch: ``y_pred`` image scores, ``y`` image labels, ``spurious`` spurious labels (N each)."""
+        tensors = [torch.as_tensor(v).detach().reshape(-1).float().cpu() for v in (y_pred, y, spurious)]
+        if len({t.numel() for t in tensors}) != 1:
+            raise ValueError(f"y_pred, y and spurious must hold one value per image, got sizes "
+                             f"{[t.numel() for t in tensors]}")
+        self.extend(*tensors)
+
+    def aggregate(self) -> dict[str, float]:  # type: ignore[override]
+        """The figures over everything added since the last ``reset``."""
+        buffers = self.get_buffer()
+        if not isinstance(buffers, list) or not buffers or buffers[0] is None or buffers[0].numel() == 0:
+            raise ValueError("RobustAUROCMetric.aggregate: no data was added")
+        score, y, s = (b.numpy() for b in buffers)
+        return subgroup_aurocs(score, y, s)

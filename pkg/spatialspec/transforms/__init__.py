@@ -1,0 +1,11 @@
+"""MONAI transforms of spatialspec: specificity supervision (Sec. 3.1) and image-level scores."""
+
+from __future__ import annotations
+
+from .io import LoadImageOrArrayd, LoadImageOrArrayD, LoadImageOrArrayDict
+from .scores import SCORE_METHODS, ImageScore, ImageScored, ImageScoreD, ImageScoreDict, batch_image_score, image_score, parse_score
+from .specificity import *  # noqa: F401,F403
+from .specificity import __all__ as _specificity_all
+
+__all__ = ["LoadImageOrArrayd", "LoadImageOrArrayD", "LoadImageOrArrayDict", "SCORE_METHODS", "ImageScore", "ImageScored", "ImageScoreD", "ImageScoreDict", "image_score", "batch_image_score",
+           "parse_score", *_specificity_all]

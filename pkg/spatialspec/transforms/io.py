@@ -1,0 +1,57 @@
+"""Loading that accepts both a datalist's file paths and the synthetic generator's in-memory arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import LoadImage, MapTransform
+
+__all__ = ["LoadImageOrArrayd", "LoadImageOrArrayD", "LoadImageOrArrayDict"]
+
+
+class LoadImageOrArrayd(MapTransform):
+    """Load ``keys`` with MONAI's :class:`~monai.transforms.LoadImage` (channel first) when they hold a path, or
+    wrap them as a float32 :class:`~monai.data.MetaTensor` when they already hold a channel-first array.
+
+    This lets one bundle pipeline read the built-in synthetic data (arrays) and any decathlon datalist (files).
+
+    Args:
+        keys: the keys to load.
+        reader: passed to :class:`~monai.transforms.LoadImage` (``None`` picks by extension).
+        dtype: the output dtype.
+        allow_missing_keys: skip keys that are absent.
+    """
+
+    def __init__(self, keys: KeysCollection, reader: Any = None, dtype: torch.dtype = torch.float32,
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.loader = LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=np.float32)
+        self.dtype = dtype
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            value = d[key]
+            if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+                try:
+                    loaded = self.loader(value)
+                except Exception as e:
+                    raise RuntimeError(f"cannot load '{key}' from file {value}: {e}") from e
+            else:
+                # in-memory samples are named after their id so savers and reports can tell them apart
+                array = torch.as_tensor(np.asarray(value))
+                loaded = MetaTensor(array, meta={"filename_or_obj": f"{d.get('id', 'sample')}_{key}",
+                                                 "original_channel_dim": "no_channel",
+                                                 "spatial_shape": tuple(array.shape[1:])})
+            if loaded.ndim < 3:
+                loaded = loaded[None]
+            d[key] = loaded.to(self.dtype)
+        return d
+
+
+LoadImageOrArrayD = LoadImageOrArrayDict = LoadImageOrArrayd

@@ -1,0 +1,129 @@
+"""Image-level scores from a model's output (Sec. 3.3.2 and the official code's readout).
+
+A pixel-wise model yields a probability map; classification needs one number per image. The readout matters: on
+the synthetic data a pixel-wise model trained at the ``binary`` level ranks images by the size of whatever it
+finds (the spurious block wins) under ``mean``, but by its most confident pixel under ``max``. See
+``docs/results.md`` for the level x score table.
+
+Methods:
+    ``mean``    mean foreground probability over the image (the official code's readout)
+    ``max``     the largest foreground probability
+    ``topk:K``  mean of the K largest foreground probabilities
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import torch
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.transforms import MapTransform, Transform
+from monai.utils import convert_to_tensor
+
+__all__ = ["parse_score", "image_score", "batch_image_score", "ImageScore", "ImageScored", "ImageScoreD", "ImageScoreDict", "SCORE_METHODS"]
+
+SCORE_METHODS = ("mean", "max", "topk:K")
+
+
+def parse_score(method: str) -> tuple[str, int | None]:
+    """Parse a score name into ``(kind, k)``.
+
+    Raises:
+        ValueError: naming the score if it is not ``mean``, ``max`` or ``topk:K`` with K >= 1.
+    """
+    kind, _, arg = str(method).strip().lower().partition(":")
+    if kind in ("mean", "max") and not arg:
+        return kind, None
+    if kind == "topk":
+        try:
+            k = int(arg)
+        except ValueError:
+            raise ValueError(f"score {method!r}: topk needs an integer K, e.g. 'topk:64'") from None
+        if k < 1:
+            raise ValueError(f"score {method!r}: K must be >= 1")
+        return kind, k
+    raise ValueError(f"unknown score {method!r}: use one of {', '.join(SCORE_METHODS)}")
+
+
+def image_score(prob: torch.Tensor, method: str = "mean", channel: int = 1) -> torch.Tensor:
+    """Reduce class probabilities of one image to its positive-class score.
+
+    Args:
+        prob: ``C`` (a classifier's probabilities) or ``C x H x W`` (a pixel-wise probability map), channel first.
+        method: ``mean``, ``max`` or ``topk:K``; ignored for a classifier output.
+        channel: the positive (abnormal) class channel.
+
+    Returns:
+        a 1-element tensor with the score.
+    """
+    kind, k = parse_score(method)
+    prob = convert_to_tensor(prob)
+    if prob.ndim == 0:
+        return prob.reshape(1).float()
+    fg = prob[channel].float().reshape(-1)
+    if fg.numel() == 1 or kind == "mean":
+        return fg.mean().reshape(1)
+    if kind == "max":
+        return fg.max().reshape(1)
+    return torch.topk(fg, min(k, fg.numel())).values.mean().reshape(1)
+
+
+def batch_image_score(prob: torch.Tensor, method: str = "mean", channel: int = 1) -> torch.Tensor:
+    """Vectorised :func:`image_score` over a batch: ``prob`` is ``B x C`` or ``B x C x H x W``; returns ``B``."""
+    kind, k = parse_score(method)
+    prob = convert_to_tensor(prob)
+    if prob.ndim < 2:
+        raise ValueError(f"batch_image_score expects B x C (x H x W) probabilities, got shape {tuple(prob.shape)}")
+    fg = prob[:, channel].float().reshape(prob.shape[0], -1)
+    if fg.shape[1] == 1 or kind == "mean":
+        return fg.mean(dim=1)
+    if kind == "max":
+        return fg.max(dim=1).values
+    return torch.topk(fg, min(k, fg.shape[1]), dim=1).values.mean(dim=1)
+
+
+class ImageScore(Transform):
+    """Array transform: image-level abnormality score from a (softmaxed) model output; see :func:`image_score`.
+
+    Args:
+        method: ``mean`` (default), ``max`` or ``topk:K``.
+        channel: the abnormal class channel.
+        batched: the input carries a leading batch dimension (an evaluator run with ``decollate=False``); the
+            output is then one score per image, shape ``B``.
+    """
+
+    def __init__(self, method: str = "mean", channel: int = 1, batched: bool = False) -> None:
+        parse_score(method)
+        self.method = method
+        self.channel = channel
+        self.batched = batched
+
+    def __call__(self, prob: NdarrayOrTensor) -> torch.Tensor:
+        if self.batched:
+            return batch_image_score(prob, self.method, self.channel)
+        return image_score(prob, self.method, self.channel)
+
+
+class ImageScored(MapTransform):
+    """Dictionary form of :class:`ImageScore`: writes the score of ``keys`` to ``output_key``.
+
+    In an evaluator's postprocessing the output key lands in ``engine.state.output`` where the
+    :class:`spatialspec.handlers.RobustAUROC` handler reads it.
+    """
+
+    def __init__(self, keys: KeysCollection, method: str = "mean", channel: int = 1, output_key: str = "score",
+                 batched: bool = False, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if len(self.keys) != 1:
+            raise ValueError(f"ImageScored: keys must name one output, got {list(self.keys)}")
+        self.scorer = ImageScore(method, channel, batched)
+        self.output_key = output_key
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[self.output_key] = self.scorer(d[key])
+        return d
+
+
+ImageScoreD = ImageScoreDict = ImageScored
