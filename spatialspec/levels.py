@@ -16,6 +16,7 @@ A level says how much of the abnormality's location the supervision carries:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["SpecificityLevel", "parse_level", "parse_levels", "LEVEL_KINDS"]
@@ -90,8 +91,8 @@ def parse_level(name: str | SpecificityLevel) -> SpecificityLevel:
         r = float(arg)
     except ValueError:
         raise ValueError(f"level {name!r}: the resolution R must be a number") from None
-    if not r > 0:
-        raise ValueError(f"level {name!r}: the resolution R must be > 0")
+    if not (r > 0 and math.isfinite(r)):
+        raise ValueError(f"level {name!r}: the resolution R must be a finite number > 0")
     return SpecificityLevel("dilate", int(r) if r.is_integer() else r)
 
 

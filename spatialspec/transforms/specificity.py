@@ -60,7 +60,8 @@ def binary_supervision(mask: np.ndarray) -> np.ndarray:
 def patch_supervision(mask: np.ndarray, grid: int) -> np.ndarray:
     """Patch level: split the image into a ``grid x grid`` set of cells; a cell is positive if it holds any Y pixel.
 
-    Cell boundaries are ``floor(c * H / grid)``, so sizes that ``grid`` does not divide are supported.
+    Row i belongs to cell ``floor(i * grid / H)`` (columns likewise), so sizes that ``grid`` does not divide are
+    supported: cells then differ by at most one pixel.
 
     Raises:
         ValueError: if ``grid`` is < 1 or larger than a spatial dimension.
