@@ -1,0 +1,1 @@
+"""The ``spatialspec`` command line: one module per command."""

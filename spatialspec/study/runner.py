@@ -1,0 +1,265 @@
+"""The spatial-specificity study: every level x seed trained and evaluated through the bundles, in one process
+(Saab et al. 2022, Sec. 3.3.2 on the synthetic data, Sec. 5.1 / Table 1 on real data)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monai.bundle import ConfigWorkflow
+from monai.bundle.utils import DEFAULT_MLFLOW_SETTINGS
+from monai.utils import path_to_sqlite_uri
+
+from spatialspec.data.synthetic import SyntheticParams
+from spatialspec.levels import parse_level
+from spatialspec.metrics.robust_auroc import FIGURE_NAMES
+from spatialspec.transforms.scores import parse_score
+
+from .bundles import BINARY_MODELS, bundle_for, find_bundles_dir
+
+__all__ = ["StudyConfig", "RunSpec", "plan_runs", "run_training", "run_study", "study_params", "write_json_atomic"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyConfig:
+    """What a study trains and where it writes.
+
+    Args:
+        levels: level names (``binary``, ``patch:K``, ``dilate:R``, ``bbox``, ``bbox:all``, ``seg``).
+        seeds: one run per level and seed.
+        scores: image-score readouts evaluated on every trained model; the first is the headline score.
+        binary_models: ``pixel`` (the pixel-wise network at the binary level) and/or ``classifier`` (the
+            global-pooling classifier), used for the ``binary`` level.
+        epochs: training epochs per run (the paper's 50 on the synthetic data).
+        synthetic: data-model parameters (ignored with a ``datalist``).
+        datalist: a decathlon-style datalist to use instead of the synthetic data.
+        out_dir: where results, checkpoints and the default MLflow store go.
+        tracking_uri: MLflow tracking URI; ``None`` gives ``sqlite:///<out_dir>/mlruns.db``, ``"none"`` disables.
+        experiment_name: MLflow experiment.
+        bundles_dir: folder of the bundles (found automatically in a source checkout).
+        overrides: extra bundle config overrides applied to every run (e.g. ``{"learning_rate": 3e-4}``).
+    """
+
+    levels: Sequence[str] = ("binary", "bbox", "seg")
+    seeds: Sequence[int] = (0, 1, 2)
+    scores: Sequence[str] = ("mean",)
+    binary_models: Sequence[str] = ("pixel",)
+    epochs: int = 50
+    synthetic: SyntheticParams = field(default_factory=SyntheticParams)
+    datalist: str | None = None
+    out_dir: str = "runs/study"
+    tracking_uri: str | None = None
+    experiment_name: str = "spatialspec-study"
+    bundles_dir: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.levels = [parse_level(level).name for level in self.levels]
+        self.seeds = [int(seed) for seed in self.seeds]
+        for score in self.scores:
+            parse_score(score)
+        for model in self.binary_models:
+            if model not in BINARY_MODELS:
+                raise ValueError(f"binary_models: {model!r} is not one of {', '.join(BINARY_MODELS)}")
+        if not self.levels or not self.seeds or not self.scores or not self.binary_models:
+            raise ValueError("levels, seeds, scores and binary_models must each name at least one value")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+
+    @property
+    def tracking_enabled(self) -> bool:
+        """Whether runs are logged to MLflow."""
+        return self.tracking_uri is None or self.tracking_uri.strip().lower() != "none"
+
+    def resolved_tracking_uri(self) -> str:
+        """The MLflow URI runs are logged to (an absolute SQLite URI under ``out_dir`` by default)."""
+        if self.tracking_uri is None:
+            return path_to_sqlite_uri(Path(self.out_dir).resolve() / "mlruns.db")
+        return self.tracking_uri
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a study: a level trained by a bundle with a seed."""
+
+    level: str
+    model: str
+    seed: int
+    bundle: str
+
+    @property
+    def key(self) -> str:
+        """A unique, file-name-safe run key, e.g. ``seg-pixel-s0``."""
+        return f"{self.level.replace(':', '')}-{self.model}-s{self.seed}"
+
+
+def plan_runs(config: StudyConfig) -> list[RunSpec]:
+    """Every (level, model, seed) run of ``config``; non-binary levels use the pixel-wise model."""
+    runs = []
+    for level in config.levels:
+        models = config.binary_models if parse_level(level).kind == "binary" else ("pixel",)
+        for model in models:
+            for seed in config.seeds:
+                runs.append(RunSpec(level, model, seed, bundle_for(level, model)))
+    return runs
+
+
+def write_json_atomic(path: str | os.PathLike, content: Any) -> None:
+    """Write JSON through a temporary file and an atomic rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(content, f, indent=1, allow_nan=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _workflow(config_files: list[Path], meta_file: Path, tracking: dict | None, **overrides: Any) -> ConfigWorkflow:
+    return ConfigWorkflow(config_file=[str(f) for f in config_files], meta_file=str(meta_file), logging_file=False,
+                          workflow_type=None, tracking=tracking, **overrides)
+
+
+def _tracking_settings() -> dict:
+    """MONAI's MLflow settings for the trainer and validator only (test figures are logged by the study)."""
+    settings = copy.deepcopy(DEFAULT_MLFLOW_SETTINGS)
+    settings["configs"].pop("evaluator", None)
+    return settings
+
+
+def run_training(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
+    """Train one run through its bundle's ``train.yaml`` and evaluate its best checkpoint on the test split for every
+    score through ``evaluate.yaml``.
+
+    Returns:
+        one record per score: level, model, score, seed, every figure of
+        :func:`spatialspec.metrics.subgroup_aurocs` on the test split, ``n_test``, ``wall_s`` (training plus
+        evaluation), ``best_epoch``, ``best_val_loss`` and the MLflow ``run_id`` (or ``None``).
+    """
+    bundles_dir = find_bundles_dir(config.bundles_dir)
+    bundle_root = bundles_dir / spec.bundle
+    configs = bundle_root / "configs"
+    out = Path(config.out_dir).resolve() / "runs" / spec.key
+    common = {
+        "bundle_root": str(bundle_root),
+        # an expression, so that MONAI's tracking patch can append the executed-config file name to it
+        "output_dir": "$" + repr(str(out)),
+        "level": spec.level,
+        "seed": spec.seed,
+        "epochs": config.epochs,
+        "synthetic": config.synthetic.to_dict(),
+        "datalist": config.datalist,
+        **config.overrides,
+    }
+    tracking = None
+    if config.tracking_enabled:
+        tracking = _tracking_settings()
+        common.update(tracking_uri=config.resolved_tracking_uri(), experiment_name=config.experiment_name,
+                      run_name=spec.key)
+    started = time.perf_counter()
+    train = _workflow([configs / "train.yaml"], configs / "metadata.json", tracking,
+                      score=config.scores[0], **common)
+    train.initialize()
+    train.run()
+    evaluator = train.parser.get_parsed_content("validate#evaluator")
+    best_epoch, best_val_loss = evaluator.state.best_metric_epoch, evaluator.state.best_metric
+    train.finalize()
+    train_wall = time.perf_counter() - started
+
+    records = []
+    eval_overrides = {k: v for k, v in common.items() if k not in ("tracking_uri", "experiment_name", "run_name")}
+    for score in config.scores:
+        started = time.perf_counter()
+        evaluate = _workflow([configs / "train.yaml", configs / "evaluate.yaml"], configs / "metadata.json", None,
+                             score=score, **eval_overrides)
+        evaluate.initialize()
+        evaluate.run()
+        engine = evaluate.parser.get_parsed_content("validate#evaluator")
+        metrics = engine.state.metrics
+        n_test = int(engine.state.metric_details["test_robust_auroc"][0].numel())
+        evaluate.finalize()
+        record = {"level": spec.level, "model": spec.model, "score": score, "seed": spec.seed, "bundle": spec.bundle,
+                  **{name: float(metrics[f"test_{name}"]) for name in FIGURE_NAMES}, "n_test": n_test,
+                  "wall_s": round(train_wall + time.perf_counter() - started, 3), "best_epoch": int(best_epoch),
+                  "best_val_loss": float(best_val_loss), "epochs": config.epochs, "run_key": spec.key,
+                  "run_id": None}
+        records.append(record)
+        train_wall = 0.0  # training time is counted once, in the first score's record
+    if tracking is not None:
+        run_id = _log_test_figures(config, spec.key, records)
+        for record in records:
+            record["run_id"] = run_id
+    return records
+
+
+def _log_test_figures(config: StudyConfig, run_name: str, records: list[dict[str, Any]]) -> str:
+    """Add the test figures of every score to the run's MLflow record (the validator logged the per-epoch ones).
+
+    Returns:
+        the MLflow run id.
+
+    Raises:
+        RuntimeError: if the training run cannot be found in the tracking store.
+    """
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=config.resolved_tracking_uri())
+    experiment = client.get_experiment_by_name(config.experiment_name)
+    runs = [] if experiment is None else client.search_runs(
+        [experiment.experiment_id], filter_string=f"attributes.run_name = '{run_name}'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise RuntimeError(f"MLflow run '{run_name}' not found in experiment '{config.experiment_name}' at "
+                           f"{config.resolved_tracking_uri()}")
+    run_id = runs[0].info.run_id
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"test_{name}_{r['score'].replace(':', '')}", r[name], now, 0)
+               for r in records for name in FIGURE_NAMES]
+    client.log_batch(run_id, metrics=metrics)
+    return run_id
+
+
+def run_study(config: StudyConfig, progress: Callable[[RunSpec, list[dict[str, Any]]], None] | None = None
+              ) -> list[dict[str, Any]]:
+    """Run every level x model x seed of ``config``; ``out_dir/results.json`` is rewritten (atomically) after
+    each run, so an interrupted study keeps what it finished.
+
+    Args:
+        config: the study.
+        progress: called after each run with its spec and records (the CLI's progress bar).
+
+    Returns:
+        all records (see :func:`run_training`).
+    """
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    for spec in plan_runs(config):
+        records = run_training(config, spec)
+        results.extend(records)
+        write_json_atomic(out / "results.json", results)
+        if progress is not None:
+            progress(spec, records)
+    return results
+
+
+def study_params(config: StudyConfig) -> dict[str, Any]:
+    """The study's configuration as flat, JSON-friendly parameters (for MLflow and ``study.json``)."""
+    params = asdict(config)
+    params["synthetic"] = config.synthetic.to_dict()
+    params["tracking_uri"] = config.resolved_tracking_uri() if config.tracking_enabled else "none"
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
