@@ -134,10 +134,17 @@ def test_train_evaluate_infer(bundle, tmp_path):
     assert metrics_csv.is_file(), evaluate.describe()
     metrics = _read_two_column_csv(metrics_csv)
     assert "test_loss" in metrics
+    # with this seed every (y, s) subgroup is in the test split, so no figure may be NaN
+    from spatialspec.data import SyntheticParams, generate_split
+
+    subgroups = {(d["y"], d["s"]) for d in generate_split(SyntheticParams(**TINY), "test", 0)}
     for figure in FIGURES:
         name = f"test_{figure}"
         assert name in metrics, f"{name} missing from {metrics_csv}: {sorted(metrics)}"
-        assert _in_unit_interval_or_nan(float(metrics[name])), f"{name} = {metrics[name]}"
+        value = float(metrics[name])
+        assert _in_unit_interval_or_nan(value), f"{name} = {metrics[name]}"
+        if len(subgroups) == 4:
+            assert not math.isnan(value), f"{name} is NaN although every subgroup is in the test split"
     assert math.isfinite(float(metrics["test_loss"]))
 
     assert infer.returncode == 0, infer.describe()
@@ -366,3 +373,11 @@ def test_bad_level_override_fails_clearly(tmp_path):
     # the error itself (not just the echoed input summary) names the bad value
     assert re.search(r"Error: .*'nonsense'", result.output), result.describe()
     assert not (out / "models" / "model.pt").exists()
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_inference_network_matches_training(bundle):
+    """inference.yaml loads train.yaml's checkpoint strictly: both must define the same network."""
+    train = _workflow(bundle, ("train.yaml",), None).parser
+    infer = _workflow(bundle, ("inference.yaml",), None).parser
+    assert infer.get("network_def") == train.get("network_def")
