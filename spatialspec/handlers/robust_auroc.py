@@ -45,8 +45,11 @@ class RobustAUROC(IgniteMetricHandler):
         output_transform: optional callable mapping ``engine.state.output`` to the scores; overrides ``score_key``.
         save_details: also store the per-image (score, y, s) buffers in ``engine.state.metric_details``.
 
-    Example (bundle config)::
+    Example (bundle config; MONAI attaches ``additional_metrics`` only when a ``key_val_metric`` is also given)::
 
+        key_val_metric:
+          val_loss: {_target_: IgniteMetricHandler, loss_fn: "@loss",
+                     output_transform: "$monai.handlers.from_engine(['pred', 'label'])"}
         additional_metrics:
           val_robust_auroc: {_target_: spatialspec.handlers.RobustAUROC, score_key: score}
     """
