@@ -1,7 +1,0 @@
-"""Metrics of spatialspec: robust and subgroup AUROC (Sec. 5.1)."""
-
-from __future__ import annotations
-
-from .robust_auroc import FIGURE_NAMES, PAIR_NAMES, RobustAUROCMetric, auroc, robust_auroc, subgroup_aurocs
-
-__all__ = ["FIGURE_NAMES", "PAIR_NAMES", "RobustAUROCMetric", "auroc", "robust_auroc", "subgroup_aurocs"]
