@@ -12,7 +12,6 @@ without MLflow (the plain loop has no tracking) and, for information, with MLflo
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import sys
 import tempfile

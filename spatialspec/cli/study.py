@@ -8,8 +8,9 @@ from pathlib import Path
 
 from spatialspec.data import parse_synthetic_overrides
 from spatialspec.levels import parse_levels
+from spatialspec.atomic import write_json_atomic
 from spatialspec.study import (StudyConfig, format_table, plan_runs, plot_results, run_study, study_params, summarize,
-                               write_json_atomic, write_summary_csv)
+                               write_summary_csv)
 from spatialspec.study.tracking import log_study_run
 
 __all__ = ["register"]

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from monai.data import load_decathlon_datalist
+
+from spatialspec.atomic import write_json_atomic
 
 from .synthetic import SPLITS, SyntheticParams, generate_split
 
@@ -124,9 +125,4 @@ def write_synthetic_datalist(out_dir: str | os.PathLike, params: SyntheticParams
                 entry[key] = rel
             entries.append(entry)
         content[split] = entries
-    target = out / "datalist.json"
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".datalist-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(content, f, indent=1)
-    os.replace(tmp, target)
-    return target
+    return write_json_atomic(out / "datalist.json", content)

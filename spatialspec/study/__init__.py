@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from .bundles import BINARY_MODELS, bundle_for, find_bundles_dir
 from .report import format_table, plot_results, summarize, write_summary_csv
-from .runner import RunSpec, StudyConfig, plan_runs, run_study, run_training, study_params, write_json_atomic
+from .runner import RunSpec, StudyConfig, plan_runs, run_study, run_training, study_params
 
 __all__ = ["BINARY_MODELS", "bundle_for", "find_bundles_dir", "format_table", "plot_results", "summarize",
-           "write_summary_csv", "RunSpec", "StudyConfig", "plan_runs", "run_study", "run_training", "study_params",
-           "write_json_atomic"]
+           "write_summary_csv", "RunSpec", "StudyConfig", "plan_runs", "run_study", "run_training", "study_params"]

@@ -6,12 +6,13 @@ import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from spatialspec.atomic import atomic_write
 
 __all__ = ["summarize", "write_summary_csv", "plot_results", "format_table", "row_label", "SUMMARY_FIGURES"]
 
@@ -45,27 +46,13 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_summary_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
     """Write :func:`summarize` rows as CSV (atomically)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0].keys()) if rows else ["level"])
     writer.writeheader()
     writer.writerows(rows)
-    path = Path(path)
-    _atomic_bytes(path, buffer.getvalue().encode())
-    return path
+    return atomic_write(path, buffer.getvalue())
 
 
 def plot_results(rows: Sequence[dict[str, Any]], path: str | os.PathLike, title: str = "") -> Path:
@@ -83,23 +70,21 @@ def plot_results(rows: Sequence[dict[str, Any]], path: str | os.PathLike, title:
         x = np.arange(len(panel))
         for offset, figure, color in ((-0.2, "robust_auroc", "tab:red"), (0.2, "overall_auroc", "tab:blue")):
             ax.bar(x + offset, [r[f"{figure}_mean"] for r in panel], width=0.4, color=color,
-                   yerr=[r[f"{figure}_std"] for r in panel], capsize=3, label=figure.replace("_", " "))
+                   yerr=[r[f"{figure}_std"] for r in panel], capsize=3, label=figure.replace("_auroc", " AUROC"))
         ax.set_xticks(x, [row_label(r) for r in panel], rotation=20)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
         ax.set_ylim(0, 1.05)
         ax.set_title(f"score: {score}")
         ax.set_xlabel("spatial specificity")
     axes[0][0].set_ylabel("AUROC (test)")
-    axes[0][-1].legend(loc="lower right")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
-    path = Path(path)
-    _atomic_bytes(path, buffer.getvalue())
-    return path
+    return atomic_write(path, buffer.getvalue())
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,6 +15,7 @@ from monai.bundle import ConfigWorkflow
 from monai.bundle.utils import DEFAULT_MLFLOW_SETTINGS
 from monai.utils import path_to_sqlite_uri
 
+from spatialspec.atomic import write_json_atomic
 from spatialspec.data.synthetic import SyntheticParams
 from spatialspec.levels import parse_level
 from spatialspec.metrics.robust_auroc import FIGURE_NAMES
@@ -25,7 +23,7 @@ from spatialspec.transforms.scores import parse_score
 
 from .bundles import BINARY_MODELS, bundle_for, find_bundles_dir
 
-__all__ = ["StudyConfig", "RunSpec", "plan_runs", "run_training", "run_study", "study_params", "write_json_atomic"]
+__all__ = ["StudyConfig", "RunSpec", "plan_runs", "run_training", "run_study", "study_params"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,20 +110,6 @@ def plan_runs(config: StudyConfig) -> list[RunSpec]:
             for seed in config.seeds:
                 runs.append(RunSpec(level, model, seed, bundle_for(level, model)))
     return runs
-
-
-def write_json_atomic(path: str | os.PathLike, content: Any) -> None:
-    """Write JSON through a temporary file and an atomic rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(content, f, indent=1, allow_nan=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _workflow(config_files: list[Path], meta_file: Path, tracking: dict | None, **overrides: Any) -> ConfigWorkflow:

@@ -1,0 +1,112 @@
+"""Study planning, configuration checks and reports, without training."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from spatialspec.atomic import atomic_write, write_json_atomic
+from spatialspec.study import (StudyConfig, bundle_for, find_bundles_dir, format_table, plan_runs, plot_results,
+                               summarize, write_summary_csv)
+
+
+@pytest.mark.parametrize(
+    "level, model, bundle",
+    [("binary", "pixel", "segmentation"), ("binary", "classifier", "binary_classification"),
+     ("seg", "pixel", "segmentation"), ("patch:4", "pixel", "segmentation"), ("dilate:2", "pixel", "segmentation"),
+     ("bbox", "pixel", "bbox_segmentation"), ("bbox:all", "pixel", "bbox_segmentation")],
+)
+def test_bundle_for(level, model, bundle):
+    assert bundle_for(level, model) == bundle
+
+
+def test_bundle_for_rejects_classifier_on_location_levels():
+    with pytest.raises(ValueError, match="seg"):
+        bundle_for("seg", "classifier")
+
+
+def test_find_bundles_dir_in_source_tree_and_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPATIALSPEC_BUNDLES", raising=False)
+    found = find_bundles_dir()
+    assert (found / "segmentation" / "configs" / "train.yaml").is_file()
+    monkeypatch.setenv("SPATIALSPEC_BUNDLES", str(tmp_path))
+    assert find_bundles_dir() == found  # an empty env folder falls through to the source tree
+    assert find_bundles_dir(found) == found
+
+
+def test_plan_runs_binary_models_only_multiply_binary():
+    config = StudyConfig(levels=["binary", "bbox", "dilate:2.0"], seeds=[0, 1], binary_models=["pixel", "classifier"])
+    keys = [run.key for run in plan_runs(config)]
+    assert keys == ["binary-pixel-s0", "binary-pixel-s1", "binary-classifier-s0", "binary-classifier-s1",
+                    "bbox-pixel-s0", "bbox-pixel-s1", "dilate2-pixel-s0", "dilate2-pixel-s1"]
+    assert len(set(keys)) == len(keys)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"levels": ["nope"]}, "nope"), ({"scores": ["median"]}, "median"), ({"binary_models": ["vit"]}, "vit"),
+     ({"epochs": 0}, "epochs"), ({"seeds": []}, "seeds")],
+)
+def test_study_config_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        StudyConfig(**kwargs)
+
+
+def test_tracking_uri_default_and_disabled(tmp_path):
+    config = StudyConfig(out_dir=str(tmp_path))
+    assert config.tracking_enabled
+    assert config.resolved_tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlruns.db"
+    assert not StudyConfig(tracking_uri="none").tracking_enabled
+    assert StudyConfig(tracking_uri="http://127.0.0.1:5000").resolved_tracking_uri() == "http://127.0.0.1:5000"
+
+
+def _record(level, seed, robust, overall, model="pixel", score="mean"):
+    return {"level": level, "model": model, "score": score, "seed": seed, "robust_auroc": robust,
+            "overall_auroc": overall, "worst_pair_auroc": min(robust, overall), "wall_s": 1.0 + seed}
+
+
+def test_summarize_mean_std_and_nan():
+    records = [_record("binary", 0, 0.1, 0.8), _record("binary", 1, 0.3, 0.6), _record("seg", 0, 1.0, 1.0),
+               _record("seg", 1, math.nan, 0.9), _record("binary", 0, 0.5, 0.5, model="classifier")]
+    rows = summarize(records)
+    assert [(r["level"], r["model"]) for r in rows] == [("binary", "pixel"), ("seg", "pixel"), ("binary", "classifier")]
+    binary = rows[0]
+    assert binary["n_seeds"] == 2
+    assert binary["robust_auroc_mean"] == pytest.approx(0.2)
+    assert binary["robust_auroc_std"] == pytest.approx(0.1)
+    assert binary["overall_auroc_mean"] == pytest.approx(0.7)
+    assert binary["wall_s_mean"] == pytest.approx(1.5)
+    seg = rows[1]
+    assert seg["robust_auroc_mean"] == pytest.approx(1.0)  # NaN seeds are left out of the mean
+    assert seg["robust_auroc_std"] == pytest.approx(0.0)
+
+
+def test_reports_written(tmp_path):
+    rows = summarize([_record("binary", 0, 0.1, 0.8), _record("seg", 0, 0.97, 0.99),
+                      _record("seg", 0, 0.95, 0.99, score="max")])
+    path = write_summary_csv(rows, tmp_path / "summary.csv")
+    with open(path) as f:
+        read = list(csv.DictReader(f))
+    assert [r["level"] for r in read] == ["binary", "seg", "seg"]
+    assert float(read[1]["robust_auroc_mean"]) == pytest.approx(0.97)
+    png = plot_results(rows, tmp_path / "plot.png", title="t")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    table = format_table(rows)
+    assert "binary" in table and "0.970 +- 0.000" in table and "max" in table
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "results.json"
+    write_json_atomic(target, [{"a": 1}])
+
+    class Boom:
+        def encode(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises((RuntimeError, TypeError)):
+        atomic_write(target, Boom())  # type: ignore[arg-type]
+    assert target.read_text().startswith("[")
+    assert not list(tmp_path.glob(".*.tmp"))
