@@ -22,9 +22,11 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
 fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# pip's notes about local index folders this machine's pip configuration names but does not hold
+quiet_pip() { "$py" -m pip install -q -c "$constraints" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 # torch first, from the pinned CPU wheel, so nothing later can pull a CUDA build.
-"$py" -m pip install -q -c "$constraints" "torch==2.13.0"
-"$py" -m pip install -q -c "$constraints" -e "$root[test]"
+quiet_pip "torch==2.13.0"
+quiet_pip -e "$root[test]"
 if "$py" -m pip list --format=freeze | grep -iE '^nvidia-|^triton=' ; then
   echo "[install] CUDA packages ended up in $venv; aborting" >&2
   exit 1
