@@ -1,5 +1,5 @@
 """Benchmark: the default `spatialspec study` (MONAI bundles, ignite engines) against the same runs written as a plain
-PyTorch loop, in the same process. Prints the wall times and their ratio (goal: study / plain <= 1.10).
+PyTorch loop, in the same process (after an untimed warm-up of both). Prints the wall times and their ratio (goal: study / plain <= 1.10).
 
 Both sides do the same work per run: generate the synthetic splits, build the level's supervision, train the same
 UNet full-batch with Adam for the same epochs, evaluate the validation split every epoch (loss, image scores, robust
@@ -85,6 +85,10 @@ def main() -> int:
     torch.set_num_threads(torch.get_num_threads())
 
     with tempfile.TemporaryDirectory() as tmp:
+        # warm-up, untimed: first-call costs (imports, thread pools, allocator) go to neither side
+        plain_run(levels[0], seeds[0], 2, params, Path(tmp) / "warm.pt")
+        run_study(StudyConfig(levels=levels[:1], seeds=seeds[:1], epochs=2, synthetic=params,
+                              out_dir=str(Path(tmp) / "warm"), tracking_uri="none"))
         started = time.perf_counter()
         plain = [plain_run(level, seed, args.epochs, params, Path(tmp) / "plain.pt") for level in levels for seed in seeds]
         plain_s = time.perf_counter() - started

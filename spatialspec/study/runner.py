@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,8 +23,6 @@ from spatialspec.transforms.scores import parse_score
 from .bundles import BINARY_MODELS, bundle_for, find_bundles_dir
 
 __all__ = ["StudyConfig", "RunSpec", "plan_runs", "run_training", "run_study", "study_params"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,7 +121,7 @@ def _tracking_settings() -> dict:
     return settings
 
 
-def run_training(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
+def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     """Train one run through its bundle's ``train.yaml`` and evaluate its best checkpoint on the test split for every
     score through ``evaluate.yaml``.
 
