@@ -89,32 +89,38 @@ def main() -> int:
         plain_run(levels[0], seeds[0], 2, params, Path(tmp) / "warm.pt")
         run_study(StudyConfig(levels=levels[:1], seeds=seeds[:1], epochs=2, synthetic=params,
                               out_dir=str(Path(tmp) / "warm"), tracking_uri="none"))
-        started = time.perf_counter()
-        plain = [plain_run(level, seed, args.epochs, params, Path(tmp) / "plain.pt") for level in levels for seed in seeds]
-        plain_s = time.perf_counter() - started
+        # interleaved, run by run, so that drifts of the machine's speed hit both sides alike
+        times: dict[str, list[float]] = {"plain": [], "study": [], "mlflow": []}
+        robust: dict[str, dict[str, list[float]]] = {"plain": {}, "study": {}}
+        for level in levels:
+            for seed in seeds:
+                begin = time.perf_counter()
+                result = plain_run(level, seed, args.epochs, params, Path(tmp) / "plain.pt")
+                times["plain"].append(time.perf_counter() - begin)
+                robust["plain"].setdefault(level, []).append(result["robust_auroc"])
+                sides = [("study", "none")] + ([] if args.skip_mlflow else [("mlflow", None)])
+                for side, tracking in sides:
+                    config = StudyConfig(levels=[level], seeds=[seed], epochs=args.epochs, synthetic=params,
+                                         out_dir=str(Path(tmp) / side), tracking_uri=tracking)
+                    begin = time.perf_counter()
+                    records = run_study(config)
+                    times[side].append(time.perf_counter() - begin)
+                    if side == "study":
+                        robust["study"].setdefault(level, []).append(records[0]["robust_auroc"])
 
-        def study(tracking: str | None, name: str) -> tuple[float, list]:
-            config = StudyConfig(levels=levels, seeds=seeds, epochs=args.epochs, synthetic=params,
-                                 out_dir=str(Path(tmp) / name), tracking_uri=tracking)
-            begin = time.perf_counter()
-            results = run_study(config)
-            return time.perf_counter() - begin, results
-
-        study_s, results = study("none", "study")
-        mlflow_s = None if args.skip_mlflow else study(None, "study-mlflow")[0]
-
-    runs = len(levels) * len(seeds)
-    print(f"runs: {runs} ({','.join(levels)} x seeds {args.seeds}), {args.epochs} epochs each, "
-          f"{torch.get_num_threads()} threads")
-    print(f"plain PyTorch loop:        {plain_s:7.1f} s")
-    print(f"spatialspec study:         {study_s:7.1f} s   ratio {study_s / plain_s:.3f} (goal <= 1.10)")
-    if mlflow_s is not None:
-        print(f"spatialspec study + MLflow:{mlflow_s:7.1f} s   ratio {mlflow_s / plain_s:.3f}")
+    plain_s = sum(times["plain"])
+    print(f"runs: {len(times['plain'])} ({','.join(levels)} x seeds {args.seeds}), {args.epochs} epochs each, "
+          f"{torch.get_num_threads()} threads, interleaved")
+    print(f"plain PyTorch loop:         {plain_s:7.1f} s")
+    for side, label in (("study", "spatialspec study:        "), ("mlflow", "spatialspec study + MLflow:")):
+        if times[side]:
+            total = sum(times[side])
+            median = float(np.median(np.array(times[side]) / np.array(times["plain"])))
+            goal = "   (goal <= 1.10)" if side == "study" else ""
+            print(f"{label} {total:7.1f} s   ratio {total / plain_s:.3f}, median per run {median:.3f}{goal}")
     for level in levels:
-        p = np.mean([r["robust_auroc"] for r, (lv, _) in zip(plain, [(lv, s) for lv in levels for s in seeds])
-                     if lv == level])
-        q = np.mean([r["robust_auroc"] for r in results if r["level"] == level])
-        print(f"  robust AUROC {level:<8} plain {p:.3f}   study {q:.3f}")
+        print(f"  robust AUROC {level:<8} plain {np.mean(robust['plain'][level]):.3f}   "
+              f"study {np.mean(robust['study'][level]):.3f}")
     return 0
 
 
