@@ -56,16 +56,11 @@ def image_score(prob: torch.Tensor, method: str = "mean", channel: int = 1) -> t
     Returns:
         a 1-element tensor with the score.
     """
-    kind, k = parse_score(method)
     prob = convert_to_tensor(prob)
     if prob.ndim == 0:
+        parse_score(method)
         return prob.reshape(1).float()
-    fg = prob[channel].float().reshape(-1)
-    if fg.numel() == 1 or kind == "mean":
-        return fg.mean().reshape(1)
-    if kind == "max":
-        return fg.max().reshape(1)
-    return torch.topk(fg, min(k, fg.numel())).values.mean().reshape(1)
+    return batch_image_score(prob[None], method, channel)
 
 
 def batch_image_score(prob: torch.Tensor, method: str = "mean", channel: int = 1) -> torch.Tensor:
