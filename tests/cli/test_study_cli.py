@@ -14,7 +14,7 @@ from spatialspec.cli.main import main
 from spatialspec.metrics import FIGURE_NAMES
 
 TINY = ["--synthetic", "m=24", "--synthetic", "n=16", "--synthetic", "a=4", "--synthetic", "b=5",
-        "--synthetic", "n_val=12", "--synthetic", "n_test=40"]
+        "--synthetic", "n_val=12", "--synthetic", "n_test=40", "--synthetic", "mu_y=0.5"]
 
 
 def test_data_synthetic_writes_datalist(tmp_path, capsys):
