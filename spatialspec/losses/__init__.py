@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from .cross_entropy import ChannelCrossEntropyLoss
+from .group_dro import GroupDROLoss
 
-__all__ = ["ChannelCrossEntropyLoss"]
+__all__ = ["ChannelCrossEntropyLoss", "GroupDROLoss"]
