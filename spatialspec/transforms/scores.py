@@ -20,7 +20,8 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_tensor
 
-__all__ = ["parse_score", "image_score", "batch_image_score", "ImageScore", "ImageScored", "ImageScoreD", "ImageScoreDict", "SCORE_METHODS"]
+__all__ = ["parse_score", "image_score", "batch_image_score", "ImageScore", "ImageScored", "ImageScoreD",
+           "ImageScoreDict", "SCORE_METHODS"]
 
 SCORE_METHODS = ("mean", "max", "topk:K")
 
