@@ -16,7 +16,7 @@ stamp="$venv/.spatialspec-install"
 want="$(cat "$root/pyproject.toml" "$constraints" | sha256sum | cut -d' ' -f1)"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-   && "$py" -c "import torch, monai, ignite, mlflow, sklearn, spatialspec, pytest" 2>/dev/null; then
+   && "$py" -c "import torch, monai, ignite, mlflow, sklearn, spatialspec, pytest, umap" 2>/dev/null; then
   echo "[install] $venv is up to date"
   exit 0
 fi
@@ -26,7 +26,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 quiet_pip() { "$py" -m pip install -q -c "$constraints" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 # torch first, from the pinned CPU wheel, so nothing later can pull a CUDA build.
 quiet_pip "torch==2.13.0"
-quiet_pip -e "$root[test]"
+# the development environment carries the optional extras too, so the tests cover them
+quiet_pip -e "$root[test,umap]"
 if "$py" -m pip list --format=freeze | grep -iE '^nvidia-|^triton=' ; then
   echo "[install] CUDA packages ended up in $venv; aborting" >&2
   exit 1
