@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 from spatialspec.data import parse_synthetic_overrides
-from spatialspec.levels import parse_levels
 from spatialspec.atomic import write_json_atomic
 from spatialspec.study import (StudyConfig, format_table, plan_runs, plot_results, run_study, study_params, summarize,
                                write_summary_csv)
+from spatialspec.study.bundles import study_level
 from spatialspec.study.tracking import log_study_run
 
 __all__ = ["register"]
@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", choices=("synthetic", "datalist"), default="synthetic",
                         help="the built-in synthetic data (default) or the file given by --datalist")
     parser.add_argument("--datalist", help="decathlon-style datalist.json (implies --dataset datalist)")
-    parser.add_argument("--levels", default="binary,bbox,seg", help="comma-separated levels (default: %(default)s)")
+    parser.add_argument("--levels", default="binary,bbox,seg", help="comma-separated levels, and the binary-label "
+                        "baselines jtt and george (default: %(default)s)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
     parser.add_argument("--score", default="mean", help="comma-separated image scores: mean, max, topk:K; the first "
                                                         "is the headline (default: %(default)s)")
@@ -69,7 +70,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     except ValueError:
         raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     return StudyConfig(
-        levels=[level.name for level in parse_levels(args.levels)], seeds=seeds, scores=_csv(args.score),
+        levels=[study_level(level) for level in _csv(args.levels)], seeds=seeds, scores=_csv(args.score),
         binary_models=_csv(args.binary_model), epochs=args.epochs, synthetic=parse_synthetic_overrides(args.synthetic),
         datalist=str(Path(args.datalist).resolve()) if args.datalist else None, out_dir=args.out,
         tracking_uri=args.tracking_uri, experiment_name=args.experiment_name, bundles_dir=args.bundles_dir,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from .robust_auroc import RobustAUROC
+from .resume import ResumeHandler, load_resume_checkpoint
+from .robust_stages import AttachToTrainer, GeorgeGroupsWriter, JTTErrorSetWriter
 from .run_params import attach_run_params, flatten_params
 
-__all__ = ["RobustAUROC", "attach_run_params", "flatten_params"]
+__all__ = ["RobustAUROC", "JTTErrorSetWriter", "GeorgeGroupsWriter", "AttachToTrainer", "attach_run_params",
+           "flatten_params",
+           "ResumeHandler", "load_resume_checkpoint"]

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from spatialspec.levels import SpecificityLevel, parse_level
 
-__all__ = ["find_bundles_dir", "bundle_for", "BINARY_MODELS"]
+__all__ = ["find_bundles_dir", "bundle_for", "study_level", "BINARY_MODELS", "BASELINES"]
 
 BINARY_MODELS = ("pixel", "classifier")
+# the robust-training baselines on binary labels (Table 1, App. A.2), named like levels in a study
+BASELINES = {"jtt": "jtt_classification", "george": "george_classification"}
 
 
 def find_bundles_dir(bundles_dir: str | os.PathLike | None = None) -> Path:
@@ -31,10 +33,29 @@ def find_bundles_dir(bundles_dir: str | os.PathLike | None = None) -> Path:
                             "SPATIALSPEC_BUNDLES to the repository's bundles/ folder")
 
 
+def study_level(name: str) -> str:
+    """A study's level entry: a baseline name (``jtt``, ``george``) as it is, or the canonical level name.
+
+    Raises:
+        ValueError: naming the entry when it is neither.
+    """
+    if isinstance(name, str) and name.strip().lower() in BASELINES:
+        return name.strip().lower()
+    try:
+        return parse_level(name).name
+    except ValueError as e:
+        raise ValueError(f"{e}; or a binary-label baseline: {', '.join(BASELINES)}") from None
+
+
 def bundle_for(level: str | SpecificityLevel, model: str = "pixel") -> str:
     """The bundle that trains ``level``: the global-pooling classifier for ``binary`` with ``model="classifier"``,
-    ``bbox_segmentation`` for the box levels, ``segmentation`` (pixel-wise, any level) otherwise."""
+    ``bbox_segmentation`` for the box levels, ``segmentation`` (pixel-wise, any level) otherwise; a baseline model
+    (``jtt``, ``george``) at the ``binary`` level trains with its own bundle."""
     level = parse_level(level)
+    if model in BASELINES:
+        if level.kind != "binary":
+            raise ValueError(f"the {model} baseline trains on image labels only (level 'binary'), not {level.name!r}")
+        return BASELINES[model]
     if model not in BINARY_MODELS:
         raise ValueError(f"binary model must be one of {', '.join(BINARY_MODELS)}, got {model!r}")
     if model == "classifier":

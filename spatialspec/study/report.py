@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from spatialspec.atomic import atomic_write
+from spatialspec.atomic import atomic_write, save_figure_atomic
 
 __all__ = ["summarize", "write_summary_csv", "plot_results", "format_table", "row_label", "SUMMARY_FIGURES"]
 
@@ -20,8 +20,10 @@ SUMMARY_FIGURES = ("robust_auroc", "overall_auroc", "worst_pair_auroc")
 
 
 def row_label(record: dict[str, Any]) -> str:
-    """How a record's level is shown: ``binary (classifier)`` for the classifier, the level name otherwise."""
-    return f"{record['level']} (classifier)" if record.get("model") == "classifier" else record["level"]
+    """How a record's level is shown: ``binary (classifier)`` for the classifier, ``binary (jtt)`` for a baseline,
+    the level name otherwise."""
+    model = record.get("model", "pixel")
+    return record["level"] if model == "pixel" else f"{record['level']} ({model})"
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -81,10 +83,7 @@ def plot_results(rows: Sequence[dict[str, Any]], path: str | os.PathLike, title:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    return atomic_write(path, buffer.getvalue())
+    return save_figure_atomic(fig, path)
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -20,7 +20,7 @@ from spatialspec.levels import parse_level
 from spatialspec.metrics.robust_auroc import FIGURE_NAMES
 from spatialspec.transforms.scores import parse_score
 
-from .bundles import BINARY_MODELS, bundle_for, find_bundles_dir
+from .bundles import BASELINES, BINARY_MODELS, bundle_for, find_bundles_dir, study_level
 
 __all__ = ["StudyConfig", "RunSpec", "plan_runs", "run_training", "run_study", "study_params"]
 
@@ -30,7 +30,8 @@ class StudyConfig:
     """What a study trains and where it writes.
 
     Args:
-        levels: level names (``binary``, ``patch:K``, ``dilate:R``, ``bbox``, ``bbox:all``, ``seg``).
+        levels: level names (``binary``, ``patch:K``, ``dilate:R``, ``bbox``, ``bbox:all``, ``seg``) and the
+            binary-label baselines ``jtt`` and ``george`` (trained on image labels by their own bundles).
         seeds: one run per level and seed.
         scores: image-score readouts evaluated on every trained model; the first is the headline score.
         binary_models: ``pixel`` (the pixel-wise network at the binary level) and/or ``classifier`` (the
@@ -59,7 +60,7 @@ class StudyConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.levels = [parse_level(level).name for level in self.levels]
+        self.levels = [study_level(level) for level in self.levels]
         self.seeds = [int(seed) for seed in self.seeds]
         for score in self.scores:
             parse_score(score)
@@ -85,7 +86,8 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run of a study: a level trained by a bundle with a seed."""
+    """One training run of a study: a level trained by a bundle with a seed; ``model`` is ``pixel``, ``classifier``
+    or a baseline (``jtt``, ``george``, at the ``binary`` level)."""
 
     level: str
     model: str
@@ -99,9 +101,13 @@ class RunSpec:
 
 
 def plan_runs(config: StudyConfig) -> list[RunSpec]:
-    """Every (level, model, seed) run of ``config``; non-binary levels use the pixel-wise model."""
+    """Every (level, model, seed) run of ``config``; non-binary levels use the pixel-wise model, a baseline entry
+    (``jtt``, ``george``) is a ``binary`` run with the baseline as its model."""
     runs = []
     for level in config.levels:
+        if level in BASELINES:
+            runs.extend(RunSpec("binary", level, seed, bundle_for("binary", level)) for seed in config.seeds)
+            continue
         models = config.binary_models if parse_level(level).kind == "binary" else ("pixel",)
         for model in models:
             for seed in config.seeds:
@@ -128,7 +134,8 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     Returns:
         one record per score: level, model, score, seed, every figure of
         :func:`spatialspec.metrics.subgroup_aurocs` on the test split, ``n_test``, ``wall_s`` (training plus
-        evaluation), ``best_epoch``, ``best_val_loss`` and the MLflow ``run_id`` (or ``None``).
+        evaluation), ``best_epoch``, ``key_metric`` (the validation figure that chose the checkpoint: ``val_loss``,
+        or ``val_robust_auroc`` for the baselines), its ``best_key_metric`` and the MLflow ``run_id`` (or ``None``).
     """
     bundles_dir = find_bundles_dir(config.bundles_dir)
     bundle_root = bundles_dir / spec.bundle
@@ -156,7 +163,8 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     train.initialize()
     train.run()
     evaluator = train.parser.get_parsed_content("validate#evaluator")
-    best_epoch, best_val_loss = evaluator.state.best_metric_epoch, evaluator.state.best_metric
+    best_epoch, best_key_metric = evaluator.state.best_metric_epoch, evaluator.state.best_metric
+    key_metric = evaluator.state.key_metric_name
     train.finalize()
     train_wall = time.perf_counter() - started
 
@@ -175,8 +183,8 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
         record = {"level": spec.level, "model": spec.model, "score": score, "seed": spec.seed, "bundle": spec.bundle,
                   **{name: float(metrics[f"test_{name}"]) for name in FIGURE_NAMES}, "n_test": n_test,
                   "wall_s": round(train_wall + time.perf_counter() - started, 3), "best_epoch": int(best_epoch),
-                  "best_val_loss": float(best_val_loss), "epochs": config.epochs, "run_key": spec.key,
-                  "run_id": None}
+                  "key_metric": key_metric, "best_key_metric": float(best_key_metric), "epochs": config.epochs,
+                  "run_key": spec.key, "run_id": None}
         records.append(record)
         train_wall = 0.0  # training time is counted once, in the first score's record
     if tracking is not None:

@@ -8,6 +8,8 @@ import math
 import pytest
 
 from spatialspec.atomic import atomic_write, write_json_atomic
+from spatialspec.study.bundles import study_level
+from spatialspec.study.report import row_label
 from spatialspec.study import (StudyConfig, bundle_for, find_bundles_dir, format_table, plan_runs, plot_results,
                                summarize, write_summary_csv)
 
@@ -42,6 +44,25 @@ def test_plan_runs_binary_models_only_multiply_binary():
     assert keys == ["binary-pixel-s0", "binary-pixel-s1", "binary-classifier-s0", "binary-classifier-s1",
                     "bbox-pixel-s0", "bbox-pixel-s1", "dilate2-pixel-s0", "dilate2-pixel-s1"]
     assert len(set(keys)) == len(keys)
+
+
+def test_plan_runs_baselines_are_binary_runs_with_their_bundles():
+    config = StudyConfig(levels=["binary", "JTT", "george", "seg"], seeds=[0, 1], binary_models=["classifier"])
+    runs = plan_runs(config)
+    assert [(r.level, r.model, r.bundle) for r in runs if r.seed == 0] == [
+        ("binary", "classifier", "binary_classification"), ("binary", "jtt", "jtt_classification"),
+        ("binary", "george", "george_classification"), ("seg", "pixel", "segmentation")]
+    assert [r.key for r in runs if r.model == "jtt"] == ["binary-jtt-s0", "binary-jtt-s1"]
+    with pytest.raises(ValueError, match="jtt, george"):
+        study_level("dropout")
+    with pytest.raises(ValueError, match="image labels only"):
+        bundle_for("seg", "jtt")
+
+
+def test_row_label_names_the_baseline():
+    assert row_label({"level": "binary", "model": "george"}) == "binary (george)"
+    assert row_label({"level": "binary", "model": "classifier"}) == "binary (classifier)"
+    assert row_label({"level": "seg", "model": "pixel"}) == "seg"
 
 
 @pytest.mark.parametrize(
