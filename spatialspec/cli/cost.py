@@ -1,0 +1,88 @@
+"""``spatialspec cost``: the annotation cost of each spatial-specificity level (Saab et al., Sec. 4.1)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from spatialspec.cost import DEFAULT_COST_LEVELS, AnnotationCostModel
+from spatialspec.levels import parse_levels
+
+__all__ = ["register"]
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``cost`` command."""
+    parser = sub.add_parser("cost", help="annotation clicks, hours and dollars of each level (Sec. 4.1)",
+                            description="Annotation cost per spatial-specificity level, from click counts (Saab et "
+                                        "al., Sec. 4.1): binary 1 click per image, a box 2 clicks and a mask n clicks "
+                                        "per abnormality. The paper counts positive images only.")
+    parser.add_argument("--positives", type=_count, required=True, help="number of positive images to annotate (m)")
+    parser.add_argument("--negatives", type=_count, default=0,
+                        help="negative images, 1 click each at every level (default 0, as in the paper)")
+    parser.add_argument("--seg-clicks", type=_positive, default=45.0,
+                        help="clicks to draw one abnormality's mask (n; default 45, Yi 2020)")
+    parser.add_argument("--click-seconds", type=_positive, default=1.0, help="seconds per click (c; default 1)")
+    parser.add_argument("--hourly-rate", type=_positive, default=100.0, help="dollars per hour (default 100)")
+    parser.add_argument("--abnormalities-per-image", type=_positive, default=1.0,
+                        help="average abnormalities of a positive image (a; default 1)")
+    parser.add_argument("--patch-cells", type=_positive, default=None,
+                        help="average grid cells one abnormality touches, needed for patch:K levels (K > 1)")
+    parser.add_argument("--levels", default=",".join(DEFAULT_COST_LEVELS),
+                        help="comma-separated levels (default binary,bbox,seg; also bbox:all, dilate:R, patch:K)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(handler=_cost)
+
+
+def _cost(args: argparse.Namespace) -> int:
+    model = AnnotationCostModel(seg_clicks=args.seg_clicks, click_seconds=args.click_seconds,
+                                hourly_rate=args.hourly_rate, abnormalities_per_image=args.abnormalities_per_image,
+                                patch_cells_per_abnormality=args.patch_cells)
+    try:
+        levels = parse_levels(args.levels)
+    except ValueError as e:
+        raise ValueError(f"--levels: {e}") from None
+    for level in levels:
+        if level.kind == "patch" and level.param != 1 and args.patch_cells is None:
+            raise ValueError(f"--levels: level {level.name!r} needs --patch-cells (the average grid cells one "
+                             "abnormality touches)")
+    costs = model.estimate_levels(levels, positives=args.positives, negatives=args.negatives)
+    if args.json:
+        print(json.dumps({"positives": args.positives, "negatives": args.negatives,
+                          "model": {"seg_clicks": model.seg_clicks, "click_seconds": model.click_seconds,
+                                    "hourly_rate": model.hourly_rate,
+                                    "abnormalities_per_image": model.abnormalities_per_image,
+                                    "patch_cells_per_abnormality": model.patch_cells_per_abnormality},
+                          "levels": [c.to_dict() for c in costs]}, indent=1))
+        return 0
+    print(f"{args.positives} positive and {args.negatives} negative images; {model.click_seconds:g} s a click, "
+          f"${model.hourly_rate:,.2f} an hour, {model.abnormalities_per_image:g} abnormalities a positive image, "
+          f"{model.seg_clicks:g} clicks a mask")
+    header = f"{'level':<12}{'clicks':>14}{'hours':>12}{'cost $':>14}{'extra $':>14}"
+    print(header)
+    print("-" * len(header))
+    for c in costs:
+        clicks = f"{c.clicks:,.0f}" if float(c.clicks).is_integer() else f"{c.clicks:,.2f}"
+        print(f"{c.level:<12}{clicks:>14}{c.hours:>12,.2f}{c.cost:>14,.2f}{c.extra_cost:>14,.2f}")
+    return 0
