@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_json_atomic"]
+__all__ = ["atomic_write", "write_json_atomic", "save_figure_atomic"]
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
@@ -30,3 +30,15 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
 def write_json_atomic(path: str | os.PathLike, content: Any) -> Path:
     """Write ``content`` as indented JSON, atomically (NaN is written as ``NaN``, as Python's json reads it)."""
     return atomic_write(path, json.dumps(content, indent=1, allow_nan=True))
+
+
+def save_figure_atomic(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Render a matplotlib figure as PNG and write it atomically; the figure is closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return atomic_write(path, buffer.getvalue())
