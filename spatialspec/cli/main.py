@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from spatialspec import __version__
 
-from . import data, study
+from . import audit, cost, data, measures, study
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (data, study)
+COMMANDS = (data, study, cost, measures, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

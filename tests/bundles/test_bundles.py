@@ -1,4 +1,4 @@
-"""The three MONAI bundles (bundles/<name>/configs) driven the way a user drives them: ``python -m monai.bundle``.
+"""The MONAI bundles (bundles/<name>/configs) driven the way a user drives them: ``python -m monai.bundle``.
 
 Every run uses tiny synthetic data and 1-2 epochs and writes only into pytest's ``tmp_path`` (``--output_dir``);
 nothing is written into the repository's ``bundles/*/eval``. Overrides are passed as a subprocess argument list, so
@@ -19,7 +19,12 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUNDLES = ("segmentation", "bbox_segmentation", "binary_classification")
+BUNDLES = ("segmentation", "bbox_segmentation", "binary_classification", "jtt_classification",
+           "george_classification")
+# the binary-label baselines train an ERM model first: one epoch of it in tests, and PCA for GEORGE's clustering
+# (UMAP is covered by tests/robust/test_george.py)
+TWO_STAGE_ARGS = {"jtt_classification": ["--erm_epochs", "1"],
+                  "george_classification": ["--erm_epochs", "1", "--reducer", "pca"]}
 SCHEMA = REPO_ROOT / "bundles" / "schema" / "meta_schema_20240725.json"
 SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"
 # tiny data: 16 x 16 images, 4 x 4 blocks; mu_y = 0.5 so that every split very likely holds both classes
@@ -92,7 +97,7 @@ def _train_args(bundle: str, output_dir: Path | str, *extra: str, epochs: int = 
             "--epochs", str(epochs), "--output_dir", str(output_dir)]
     if synthetic is not None:
         args += ["--synthetic", repr(synthetic)]
-    return args + list(extra)
+    return args + TWO_STAGE_ARGS.get(bundle, []) + list(extra)
 
 
 def _read_two_column_csv(path: Path) -> dict[str, str]:
@@ -158,7 +163,9 @@ def test_train_evaluate_infer(bundle, tmp_path):
     assert all(name.startswith("test_") for name in names)
     for row in rows:
         assert len(row) == 2 and 0.0 <= float(row[1]) <= 1.0, row
-    if bundle != "binary_classification":
+    if bundle in TWO_STAGE_ARGS:  # the first stage's output, read by the second
+        assert (out / ("jtt_error_set.json" if bundle == "jtt_classification" else "george_groups.json")).is_file()
+    if not bundle.endswith("_classification"):
         assert len(list((out / "predictions").glob("*_seg.nii.gz"))) == TINY["n_test"]
 
 
