@@ -2,13 +2,16 @@
 
 Subpackages, one concept each: :mod:`spatialspec.data` (synthetic data model, datalists), :mod:`spatialspec.transforms`
 (specificity supervision, image scores), :mod:`spatialspec.metrics` (robust AUROC), :mod:`spatialspec.handlers`
-(ignite handlers), :mod:`spatialspec.losses`, :mod:`spatialspec.study` (the level x seed study).
+(ignite handlers), :mod:`spatialspec.losses`, :mod:`spatialspec.robust` (the JTT and GEORGE baselines),
+:mod:`spatialspec.embeddings` (embedding extraction), :mod:`spatialspec.theory` (variance and MI measures, App. B),
+:mod:`spatialspec.cost` (annotation cost, Sec. 4.1), :mod:`spatialspec.study` (the level x seed study).
 """
 
 from __future__ import annotations
 
-from . import data, handlers, levels, losses, metrics, transforms
+from . import cost, data, embeddings, handlers, levels, losses, metrics, networks, robust, theory, transforms
 
 __version__ = "0.1.0"
 
-__all__ = ["data", "handlers", "levels", "losses", "metrics", "transforms", "__version__"]
+__all__ = ["cost", "data", "embeddings", "handlers", "levels", "losses", "metrics", "networks", "robust", "theory",
+           "transforms", "__version__"]

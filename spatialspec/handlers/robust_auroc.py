@@ -9,7 +9,7 @@ import torch
 from ignite.engine import Engine
 from monai.handlers import IgniteMetricHandler
 
-from spatialspec.metrics.robust_auroc import RobustAUROCMetric
+from spatialspec.metrics.robust_auroc import FIGURE_NAMES, RobustAUROCMetric
 
 __all__ = ["RobustAUROC"]
 
@@ -38,12 +38,19 @@ class RobustAUROC(IgniteMetricHandler):
     ``val_overall_auroc``, ``val_worst_pair_auroc`` and ``val_auroc_y0s1_y1s0``, ...; under another name ``X`` the
     others are ``X_overall_auroc``, ... A subgroup with one class only gives NaN and a warning, never an error.
 
+    ``key`` picks the figure stored under ``name`` itself, the one an evaluator's ``key_val_metric`` selects
+    checkpoints on. ``key="overall_auroc"`` attached as ``val_overall_auroc`` checkpoints on the overall validation
+    AUROC (the binary model of App. A.1; ISIC's validation split has no robust subset) and still writes
+    ``val_robust_auroc``, ``val_worst_pair_auroc``, ...: the prefix is ``name`` without its ``key`` suffix.
+
     Args:
         score_key: key of the image score in the engine output.
         label_key: key of the image label y in the batch.
         spurious_key: key of the spurious label s in the batch.
         output_transform: optional callable mapping ``engine.state.output`` to the scores; overrides ``score_key``.
         save_details: also store the per-image (score, y, s) buffers in ``engine.state.metric_details``.
+        key: the figure stored under the attached name (one of
+            :data:`spatialspec.metrics.robust_auroc.FIGURE_NAMES`); default ``robust_auroc``.
 
     Example (bundle config; MONAI attaches ``additional_metrics`` only when a ``key_val_metric`` is also given)::
 
@@ -61,7 +68,11 @@ class RobustAUROC(IgniteMetricHandler):
         spurious_key: str = "s",
         output_transform: Callable | None = None,
         save_details: bool = True,
+        key: str = "robust_auroc",
     ) -> None:
+        if key not in FIGURE_NAMES:
+            raise ValueError(f"RobustAUROC: key must be one of {', '.join(FIGURE_NAMES)}, got {key!r}")
+        self.key = key
         self.score_key = score_key
         self.label_key = label_key
         self.spurious_key = spurious_key
@@ -84,8 +95,9 @@ class RobustAUROC(IgniteMetricHandler):
         return result
 
     def completed(self, engine: Engine, name: str) -> None:
-        """Store the robust AUROC under ``name`` and the other figures under names derived from it."""
+        """Store the ``key`` figure (the robust AUROC by default) under ``name`` and the others under names derived
+        from it."""
         result = self.compute()
-        prefix = name[: -len("robust_auroc")] if name.endswith("robust_auroc") else f"{name}_"
+        prefix = name[: -len(self.key)] if name.endswith(self.key) else f"{name}_"
         for figure, value in result.items():
-            engine.state.metrics[name if figure == "robust_auroc" else prefix + figure] = value
+            engine.state.metrics[name if figure == self.key else prefix + figure] = value

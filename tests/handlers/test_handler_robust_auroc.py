@@ -157,6 +157,46 @@ def test_other_name_gets_suffixes():
     assert "rob_robust_auroc" not in metrics
 
 
+def test_key_overall_auroc_is_the_key_metric():
+    """key="overall_auroc": the overall AUROC is stored under the attached name and drives the evaluator's best
+    metric (checkpointing); the robust AUROC and the rest keep their usual names."""
+    from sklearn.metrics import roc_auc_score
+
+    data = make_data()
+    loader = DataLoader(Dataset(data), batch_size=BATCH, shuffle=False, num_workers=0)
+    post = Compose([Activationsd(keys="pred", softmax=True, dim=1),
+                    ImageScored(keys="pred", output_key="score", batched=True)])
+    engine = SupervisedEvaluator(device=torch.device("cpu"), val_data_loader=loader, network=FixedLogits(),
+                                 postprocessing=post, decollate=False,
+                                 key_val_metric={"val_overall_auroc": RobustAUROC(key="overall_auroc")})
+    engine.run()
+    y = [y for y, _ in YS]
+    scores = expected_scores(data)
+    overall = roc_auc_score(y, scores)
+    robust_subset = [i for i, (yy, ss) in enumerate(YS) if yy != ss]
+    robust = roc_auc_score([y[i] for i in robust_subset], scores[robust_subset])
+    assert overall != pytest.approx(robust)  # the data tells the two figures apart
+    metrics = engine.state.metrics
+    assert set(metrics) == ALL_NAMES
+    assert metrics["val_overall_auroc"] == pytest.approx(overall, abs=1e-12)
+    assert metrics["val_robust_auroc"] == pytest.approx(robust, abs=1e-12)
+    assert engine.state.key_metric_name == "val_overall_auroc"
+    assert engine.state.best_metric == pytest.approx(overall, abs=1e-12)
+
+
+def test_key_other_name_and_bad_key():
+    data = make_data()
+    engine = make_evaluator(data, True, {"auc": RobustAUROC(key="worst_pair_auroc")})
+    engine.run()
+    expected = subgroup_aurocs(expected_scores(data), [y for y, _ in YS], [s for _, s in YS])
+    metrics = engine.state.metrics
+    assert metrics["auc"] == pytest.approx(expected["worst_pair_auroc"], abs=1e-12)
+    assert metrics["auc_robust_auroc"] == pytest.approx(expected["robust_auroc"], abs=1e-12)
+    assert "auc_worst_pair_auroc" not in metrics
+    with pytest.raises(ValueError, match="key must be one of .*'dice'"):
+        RobustAUROC(key="dice")
+
+
 def test_two_handlers_side_by_side():
     """A validation and a test-style handler in one engine keep their figures apart."""
     data = make_data()
