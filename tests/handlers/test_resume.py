@@ -1,0 +1,239 @@
+"""ResumeHandler: atomic per-epoch checkpoints and a rerun that continues where a killed run stopped.
+
+The fast tests train a tiny ignite loop in-process and compare an interrupted-then-resumed run against an uninterrupted
+one; the slow tests run the segmentation bundle as a real subprocess that SIGKILLs itself in the middle of an epoch,
+rerun the same command, and compare it with an uninterrupted run of the same seed (and two uninterrupted runs with
+each other: determinism).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Engine, Events
+
+from spatialspec.handlers import ResumeHandler, load_resume_checkpoint
+from spatialspec.handlers.resume import get_rng_state, set_rng_state
+
+# ---------------------------------------------------------------------------------------------------------------
+# RNG state round trip
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _draws() -> tuple:
+    return (random.random(), random.gauss(0, 1), np.random.rand(3).tolist(), np.random.randn(),
+            torch.rand(3).tolist(), torch.randperm(10).tolist())
+
+
+def test_rng_state_round_trip_through_weights_only_file(tmp_path):
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    random.gauss(0, 1), np.random.randn()  # leave cached Gaussians in both states
+    path = tmp_path / "rng.pt"
+    torch.save(get_rng_state(), path)
+    expected = _draws()
+    random.seed(99), np.random.seed(99), torch.manual_seed(99)
+    assert _draws() != expected
+    set_rng_state(torch.load(path, weights_only=True))
+    assert _draws() == expected
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a tiny ignite training loop, interrupted and resumed in-process
+# ---------------------------------------------------------------------------------------------------------------
+
+X = torch.linspace(-1, 1, 24).reshape(-1, 1)
+Y = 3 * X + 0.5
+
+
+class _Loop:
+    """A linear model trained with a shuffling DataLoader and dropout (both draw from torch's global RNG)."""
+
+    def __init__(self, checkpoint: Path, epochs: int, stop_after: int | None = None) -> None:
+        self.model = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 1))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.05)
+        self.loader = torch.utils.data.DataLoader(list(zip(X, Y)), batch_size=5, shuffle=True)
+        self.losses: list[float] = []
+
+        def step(engine, batch):
+            self.optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(self.model(batch[0]), batch[1])
+            loss.backward()
+            self.optimizer.step()
+            self.losses.append(loss.item())
+            return loss.item()
+
+        self.engine = Engine(step)
+        self.handler = ResumeHandler(checkpoint, {"model": self.model, "optimizer": self.optimizer})
+        self.handler.attach(self.engine)
+        if stop_after is not None:
+            self.engine.add_event_handler(Events.EPOCH_COMPLETED(once=stop_after), lambda e: e.terminate())
+        self.epochs = epochs
+
+    def run(self) -> None:
+        self.engine.run(self.loader, max_epochs=self.epochs)
+
+
+def _seed(seed: int = 0) -> None:
+    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+
+
+def test_resumed_loop_equals_uninterrupted(tmp_path):
+    _seed()
+    reference = _Loop(tmp_path / "a" / "latest.pt", epochs=4)
+    reference.run()
+
+    _seed()
+    first = _Loop(tmp_path / "b" / "latest.pt", epochs=4, stop_after=2)
+    first.run()
+    assert load_resume_checkpoint(tmp_path / "b" / "latest.pt")["epoch"] == 2
+    # a new process would start from fresh objects and a fresh seed: only the checkpoint carries the state over
+    _seed(123)
+    second = _Loop(tmp_path / "b" / "latest.pt", epochs=4)
+    second.run()
+    assert second.handler.resumed_from == 2
+    assert second.engine.state.epoch == 4 and second.engine.state.iteration == reference.engine.state.iteration
+    assert first.losses + second.losses == reference.losses  # same batches in the same order, bit for bit
+    for p, q in zip(second.model.parameters(), reference.model.parameters()):
+        assert torch.equal(p, q)
+
+    # rerunning a finished run trains nothing
+    _seed(7)
+    third = _Loop(tmp_path / "b" / "latest.pt", epochs=4)
+    third.run()
+    assert third.losses == [] and third.handler.resumed_from == 4
+
+
+def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    _seed()
+    loop = _Loop(tmp_path / "latest.pt", epochs=2, stop_after=1)
+    loop.run()
+    before = load_resume_checkpoint(tmp_path / "latest.pt")
+    assert before["epoch"] == 1
+
+    def crash(*args, **kwargs):  # the process dies between writing the temporary file and the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        loop.handler.save(loop.engine)
+    monkeypatch.undo()
+    after = load_resume_checkpoint(tmp_path / "latest.pt")
+    assert after["epoch"] == 1
+    for key, value in before["objects"]["model"].items():
+        assert torch.equal(after["objects"]["model"][key], value)
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]  # no temporary file left behind
+
+
+def test_checkpoint_beyond_max_epochs_is_refused(tmp_path):
+    _seed()
+    _Loop(tmp_path / "latest.pt", epochs=3).run()
+    with pytest.raises(ValueError, match="max_epochs"):
+        _Loop(tmp_path / "latest.pt", epochs=2).run()
+
+
+def test_not_a_resume_checkpoint(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "latest.pt")
+    with pytest.raises(ValueError, match="latest.pt"):
+        load_resume_checkpoint(tmp_path / "latest.pt")
+    with pytest.raises(ValueError, match="save_dict"):
+        ResumeHandler(tmp_path / "x.pt", {"model": object()})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the segmentation bundle, SIGKILLed in the middle of an epoch and run again
+# ---------------------------------------------------------------------------------------------------------------
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bundles"))
+from test_bundles import TINY, _start, _finish, _train_args  # noqa: E402
+
+EPOCHS, BATCH = 3, 4  # TINY has 20 training images: 5 iterations per epoch
+KILL_AT = 7  # iteration 2 of epoch 2
+VAL_METRICS = ("val_loss", "val_robust_auroc", "val_overall_auroc")
+
+
+def _kill_config(path: Path, marker: Path) -> Path:
+    """An extra config file that SIGKILLs the process at iteration KILL_AT if ``marker`` exists (and removes it),
+    so the first and the second attempt are the very same command."""
+    hook = (f"$@train#trainer.add_event_handler(ignite.engine.Events.ITERATION_COMPLETED(once={KILL_AT}), "
+            f"lambda e: os.path.exists({str(marker)!r}) and (os.remove({str(marker)!r}) or "
+            f"os.kill(os.getpid(), signal.SIGKILL)))")
+    path.write_text(f"+imports: ['$import signal', '$import ignite']\nrun:\n- {hook!r}\n- '$@train#trainer.run()'\n")
+    return path
+
+
+def _args(out: Path, db: Path, extra_config: Path | None = None) -> list[str]:
+    args = _train_args("segmentation", "$" + repr(str(out)), "--batch_size", str(BATCH), "--tracking", "mlflow",
+                       "--tracking_uri", f"sqlite:///{db}", "--experiment_name", "resume", "--run_name", "r",
+                       epochs=EPOCHS, synthetic=TINY)
+    if extra_config is not None:
+        args[args.index("--config_file") + 1] = repr([args[args.index("--config_file") + 1], str(extra_config)])
+    return args
+
+
+def _histories(db: Path) -> tuple[object, dict[str, list[tuple[int, float]]]]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("resume").experiment_id])
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    run = runs[0]
+    return run, {name: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, name))
+                 for name in VAL_METRICS}
+
+
+@pytest.fixture(scope="module")
+def killed_and_references(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume_bundle")
+    marker = root / "kill.marker"
+    marker.touch()
+    killed = _args(root / "killed", root / "killed.db", _kill_config(root / "kill.yaml", marker))
+    jobs = [_start(killed, root / "killed1.log"),
+            _start(_args(root / "ref1", root / "ref1.db"), root / "ref1.log"),
+            _start(_args(root / "ref2", root / "ref2.db"), root / "ref2.log")]
+    first, ref1, ref2 = (_finish(j) for j in jobs)
+    second = _finish(_start(killed, root / "killed2.log"))
+    return root, first, second, ref1, ref2
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_equals_uninterrupted(killed_and_references):
+    root, first, second, ref, _ = killed_and_references
+    assert first.returncode == -signal.SIGKILL, first.describe()
+    assert ref.returncode == 0, ref.describe()
+    assert second.returncode == 0, second.describe()
+    assert "resumed from" in second.output and "epoch 1 of 3" in second.output, second.describe()
+
+    run, resumed = _histories(root / "killed.db")
+    ref_run, expected = _histories(root / "ref1.db")
+    assert run.info.status == "FINISHED"
+    for name in VAL_METRICS:
+        steps = [step for step, _ in resumed[name]]
+        assert steps == list(range(1, EPOCHS + 1)), f"{name}: epochs logged {steps} (one MLflow run, no duplicates)"
+        np.testing.assert_allclose([v for _, v in resumed[name]], [v for _, v in expected[name]], rtol=0, atol=1e-6)
+
+    final = load_resume_checkpoint(root / "killed" / "resume" / "latest.pt")
+    reference = load_resume_checkpoint(root / "ref1" / "resume" / "latest.pt")
+    assert final["epoch"] == reference["epoch"] == EPOCHS
+    assert final["evaluator"] == reference["evaluator"]
+    for key, value in reference["objects"]["network"].items():
+        torch.testing.assert_close(final["objects"]["network"][key], value, rtol=0, atol=1e-6)
+    best = torch.load(root / "killed" / "models" / "model.pt", weights_only=True)
+    best_ref = torch.load(root / "ref1" / "models" / "model.pt", weights_only=True)
+    for key, value in best_ref.items():
+        torch.testing.assert_close(best[key], value, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_same_seed_same_metrics(killed_and_references):
+    root, *_, ref1, ref2 = killed_and_references
+    assert ref1.returncode == 0 and ref2.returncode == 0, ref2.describe()
+    _, first = _histories(root / "ref1.db")
+    _, second = _histories(root / "ref2.db")
+    assert first == second  # bit-identical on CPU
