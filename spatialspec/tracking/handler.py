@@ -1,0 +1,127 @@
+"""MONAI's MLflow handler, buffering locally whatever it cannot send to an unreachable tracking server."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Engine
+from monai.handlers import MLFlowHandler
+from monai.utils import flatten_dict
+
+from .buffer import BUFFER_NAME, TrackingBuffer, metric_entry
+from .errors import apply_http_defaults
+
+__all__ = ["BufferedMLFlowHandler"]
+
+
+class BufferedMLFlowHandler(MLFlowHandler):
+    """:class:`monai.handlers.MLFlowHandler` whose MLflow calls (start the run, log params, metrics and artifacts,
+    end the run) never stop training: a call that fails to reach the tracking store marks its URI offline for the
+    process, and that call and every later one are appended to ``buffer_file`` (see
+    :mod:`spatialspec.tracking.buffer`), with one :class:`~spatialspec.tracking.TrackingBufferWarning` naming the
+    file. ``spatialspec sync --buffer FILE`` pushes them later, into the run the handler had created if it exists.
+
+    The study's training runs (Saab et al. 2022, Sec. 3.3.2 and 5) use it through
+    :func:`spatialspec.tracking.mlflow_settings` (``--tracking bundles/tracking_mlflow.json``). Creating one
+    applies :data:`spatialspec.tracking.HTTP_DEFAULTS` (few retries, short timeout) where the environment sets no
+    MLflow HTTP options, so an unreachable server costs one failed request rather than minutes of retries.
+
+    Args:
+        buffer_file: the buffer; ``None`` gives ``<cwd>/mlflow_buffer.jsonl``.
+        kwargs: the arguments of :class:`~monai.handlers.MLFlowHandler` (``tracking_uri``, ``experiment_name``,
+            ``run_name``, ``artifacts``, ...).
+    """
+
+    def __init__(self, buffer_file: str | os.PathLike | None = None, **kwargs: Any) -> None:
+        apply_http_defaults()
+        super().__init__(**kwargs)
+        uri = self.client.tracking_uri
+        self.buffer = TrackingBuffer(buffer_file or Path.cwd() / BUFFER_NAME, uri)
+        self._started = False
+
+    def _run_ref(self) -> tuple[str, str | None]:
+        """(run name, store run id or None) of the run this handler logs to."""
+        if self.cur_run is not None:
+            return self.cur_run.info.run_name, self.cur_run.info.run_id
+        name = self.run_name or self.buffer.default_run_name(self.experiment_name)
+        return name, self.buffer.known_run_id(self.experiment_name, name)
+
+    def _record(self, kind: str, **payload: Any) -> None:
+        name, run_id = self._run_ref()
+        self.buffer.record(kind, self.experiment_name, name, run_id, **payload)
+
+    def _guarded(self, action: Callable[[], Any], kind: str, **payload: Any) -> None:
+        self.buffer.attempt(action, lambda: self._record(kind, **payload))
+
+    def start(self, engine: Engine) -> None:
+        """Open (or reopen) the run and log its parameters; buffer them if the store is unreachable."""
+        self._started = True
+
+        def online() -> None:
+            MLFlowHandler.start(self, engine)
+            if self.cur_run is not None:
+                self.buffer.remember_run(self.experiment_name, self.cur_run.info.run_name, self.cur_run.info.run_id,
+                                         default=self.run_name is None)
+
+        def offline() -> None:
+            self._record("start", start_time=int(time.time() * 1000))
+            name, _ = self._run_ref()
+            noted = self.buffer.noted_params(self.experiment_name, name)
+            attrs = {attr: getattr(engine.state, attr, None) for attr in self.default_tracking_params
+                     if attr not in noted}
+            params = {**flatten_dict(self.experiment_param or {}), **attrs}
+            self._record("params", params={k: str(v) for k, v in params.items()})
+
+        self.buffer.attempt(online, offline)
+
+    def _log_params(self, params: dict[str, Any]) -> None:
+        def online() -> None:
+            MLFlowHandler._log_params(self, params)
+            self.buffer.note_params(self.experiment_name, self._run_ref()[0], params)
+
+        self._guarded(online, "params", params={k: str(v) for k, v in params.items()})
+
+    def _log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        timestamp = int(time.time() * 1000)
+        points = [metric_entry(k, v, timestamp, step or 0) for k, v in flatten_dict(metrics).items()]
+
+        def online() -> None:
+            from mlflow.entities import Metric
+
+            if not self.cur_run:
+                raise ValueError("Current Run is not Active to log metrics")
+            self.client.log_batch(run_id=self.cur_run.info.run_id, metrics=[Metric(**p) for p in points], params=[],
+                                  tags=[])
+
+        self._guarded(online, "metrics", metrics=points)
+
+    def complete(self) -> None:
+        """Log the artifacts (the executed config) at the end of the engine's run, or buffer their paths."""
+        if not self.artifacts or not self._started:
+            return
+        paths = [os.path.abspath(p) for p in self._parse_artifacts()]
+        if not paths:
+            return
+        if self.cur_run is None:  # the store was unreachable when the run started
+            self._record("artifacts", paths=paths, artifact_path=None)
+            return
+        self._guarded(lambda: MLFlowHandler.complete(self), "artifacts", paths=paths, artifact_path=None)
+
+    def close(self) -> None:
+        """End the run as FINISHED (or buffer its end) and release a local SQLite store."""
+        try:
+            if self._started:
+                end = {"status": self.run_finish_status, "end_time": int(time.time() * 1000)}
+                if self.cur_run is not None:
+                    run_id = self.cur_run.info.run_id
+                    self._guarded(lambda: self.client.set_terminated(run_id, self.run_finish_status), "end", **end)
+                else:
+                    self._record("end", **end)
+            self.cur_run = None
+            self._started = False
+        finally:
+            self._dispose_sqlite_store()
