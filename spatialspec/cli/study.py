@@ -12,6 +12,7 @@ from spatialspec.study import (StudyConfig, format_table, plan_runs, plot_result
                                write_summary_csv)
 from spatialspec.study.bundles import study_level
 from spatialspec.study.tracking import log_study_run
+from spatialspec.tracking import BUFFER_NAME
 
 __all__ = ["register"]
 
@@ -29,14 +30,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", choices=("synthetic", "datalist"), default="synthetic",
                         help="the built-in synthetic data (default) or the file given by --datalist")
     parser.add_argument("--datalist", help="decathlon-style datalist.json (implies --dataset datalist)")
-    parser.add_argument("--levels", default="binary,bbox,seg", help="comma-separated levels, and the binary-label "
-                        "baselines jtt and george (default: %(default)s)")
+    parser.add_argument("--levels", default="binary,bbox,seg", help="comma-separated levels, the binary-label "
+                        "baselines jtt and george, and the cost-robustness methods seg-ssl and seg-spl (default: "
+                        "%(default)s)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
     parser.add_argument("--score", default="mean", help="comma-separated image scores: mean, max, topk:K; the first "
                                                         "is the headline (default: %(default)s)")
     parser.add_argument("--binary-model", default="pixel", help="comma-separated models for the binary level: pixel "
                                                                 "(pixel-wise network), classifier (global pooling)")
     parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--location-labels", default="all", metavar="N1,N2,...",
+                        help="label budgets (Sec. 5.2, Fig. 4): train every location-supervised level and method on "
+                             "N seeded, class-stratified, nested training samples per budget ('all': every sample); "
+                             "binary runs use all samples (default: %(default)s)")
     parser.add_argument("--synthetic", action="append", default=[], metavar="KEY=VALUE",
                         help="data-model parameter, repeatable, e.g. --synthetic mu_s=-8 --synthetic n=32")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -69,12 +75,36 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         seeds = [int(s) for s in _csv(args.seeds)]
     except ValueError:
         raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    budgets = location_budgets(args.location_labels)
     return StudyConfig(
         levels=[study_level(level) for level in _csv(args.levels)], seeds=seeds, scores=_csv(args.score),
         binary_models=_csv(args.binary_model), epochs=args.epochs, synthetic=parse_synthetic_overrides(args.synthetic),
         datalist=str(Path(args.datalist).resolve()) if args.datalist else None, out_dir=args.out,
         tracking_uri=args.tracking_uri, experiment_name=args.experiment_name, bundles_dir=args.bundles_dir,
-        overrides=dict(_override(item) for item in args.overrides))
+        overrides=dict(_override(item) for item in args.overrides), location_labels=budgets)
+
+
+def location_budgets(text: str) -> list[int | None]:
+    """``--location-labels``: comma-separated integers >= 1 and/or ``all`` (``None``: every training sample).
+
+    Raises:
+        ValueError: naming ``--location-labels`` and the bad entry.
+    """
+    budgets: list[int | None] = []
+    for item in _csv(text):
+        if item.lower() == "all":
+            budgets.append(None)
+            continue
+        try:
+            value = int(item)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"--location-labels: {item!r} is not an integer >= 1 nor 'all'")
+        budgets.append(value)
+    if not budgets:
+        raise ValueError("--location-labels needs at least one budget")
+    return budgets
 
 
 def _study(args: argparse.Namespace) -> int:
@@ -100,7 +130,11 @@ def _study(args: argparse.Namespace) -> int:
     print(f"\n{len(runs)} runs in {wall:.1f} s")
     print(f"results: {out / 'results.json'}\nsummary: {summary_path}\nplot:    {plot_path}")
     if config.tracking_enabled:
+        buffer = out / BUFFER_NAME
         log_study_run(config.resolved_tracking_uri(), config.experiment_name, study_params(config), results,
-                      [out / "results.json", summary_path, plot_path, out / "study.json"])
+                      [out / "results.json", summary_path, plot_path, out / "study.json"], buffer_file=buffer)
         print(f"MLflow:  {config.resolved_tracking_uri()} (experiment '{config.experiment_name}')")
+        if buffer.exists():
+            print(f"MLflow records buffered (the server was unreachable): {buffer}\n"
+                  f"         push them with: spatialspec sync --buffer {buffer}")
     return 0

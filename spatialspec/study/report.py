@@ -21,24 +21,30 @@ SUMMARY_FIGURES = ("robust_auroc", "overall_auroc", "worst_pair_auroc")
 
 def row_label(record: dict[str, Any]) -> str:
     """How a record's level is shown: ``binary (classifier)`` for the classifier, ``binary (jtt)`` for a baseline,
-    the level name otherwise."""
+    ``seg (ssl)`` for a method, the level name otherwise; `` n=40`` follows when the run had a label budget."""
     model = record.get("model", "pixel")
-    return record["level"] if model == "pixel" else f"{record['level']} ({model})"
+    label = record["level"] if model == "pixel" else f"{record['level']} ({model})"
+    budget = record.get("location_labels")
+    return label if budget is None else f"{label} n={budget}"
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation (ddof=0, NaN-aware) over seeds per (level, model, score), in the order first seen.
+    """Mean and standard deviation (ddof=0, NaN-aware) over seeds per (level, model, label budget, score), in the
+    order first seen.
 
     Returns:
-        rows with ``level``, ``model``, ``score``, ``n_seeds`` and ``<figure>_mean`` / ``<figure>_std`` for the robust,
-        overall and worst-pair AUROC, plus ``wall_s_mean``.
+        rows with ``level``, ``model``, ``score``, ``n_seeds``, ``location_labels`` (the label budget, ``None`` for
+        all samples) and ``<figure>_mean`` / ``<figure>_std`` for the robust, overall and worst-pair AUROC, plus
+        ``wall_s_mean``.
     """
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, Any, str], list[dict[str, Any]]] = {}
     for record in records:
-        groups.setdefault((record["level"], record.get("model", "pixel"), record["score"]), []).append(record)
+        key = (record["level"], record.get("model", "pixel"), record.get("location_labels"), record["score"])
+        groups.setdefault(key, []).append(record)
     rows = []
-    for (level, model, score), members in groups.items():
-        row: dict[str, Any] = {"level": level, "model": model, "score": score, "n_seeds": len(members)}
+    for (level, model, budget, score), members in groups.items():
+        row: dict[str, Any] = {"level": level, "model": model, "score": score, "n_seeds": len(members),
+                               "location_labels": budget}
         for figure in (*SUMMARY_FIGURES, "wall_s"):
             values = np.array([m[figure] for m in members], dtype=float)
             finite = values[~np.isnan(values)]

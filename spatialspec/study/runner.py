@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -11,16 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from monai.bundle import ConfigWorkflow
-from monai.bundle.utils import DEFAULT_MLFLOW_SETTINGS
 from monai.utils import path_to_sqlite_uri
 
 from spatialspec.atomic import write_json_atomic
 from spatialspec.data.synthetic import SyntheticParams
 from spatialspec.levels import parse_level
 from spatialspec.metrics.robust_auroc import FIGURE_NAMES
+from spatialspec.tracking import BUFFER_NAME, TrackingBuffer, mlflow_settings
+from spatialspec.tracking.buffer import metric_entry
 from spatialspec.transforms.scores import parse_score
 
-from .bundles import BASELINES, BINARY_MODELS, bundle_for, find_bundles_dir, study_level
+from .bundles import BASELINES, BINARY_MODELS, METHODS, bundle_for, find_bundles_dir, method_configs, study_level
 
 __all__ = ["StudyConfig", "RunSpec", "plan_runs", "run_training", "run_study", "study_params"]
 
@@ -30,8 +30,9 @@ class StudyConfig:
     """What a study trains and where it writes.
 
     Args:
-        levels: level names (``binary``, ``patch:K``, ``dilate:R``, ``bbox``, ``bbox:all``, ``seg``) and the
-            binary-label baselines ``jtt`` and ``george`` (trained on image labels by their own bundles).
+        levels: level names (``binary``, ``patch:K``, ``dilate:R``, ``bbox``, ``bbox:all``, ``seg``), the
+            binary-label baselines ``jtt`` and ``george`` (trained on image labels by their own bundles) and the
+            cost-robustness methods ``seg-ssl`` and ``seg-spl`` (Sec. 4.2).
         seeds: one run per level and seed.
         scores: image-score readouts evaluated on every trained model; the first is the headline score.
         binary_models: ``pixel`` (the pixel-wise network at the binary level) and/or ``classifier`` (the
@@ -44,6 +45,9 @@ class StudyConfig:
         experiment_name: MLflow experiment.
         bundles_dir: folder of the bundles (found automatically in a source checkout).
         overrides: extra bundle config overrides applied to every run (e.g. ``{"learning_rate": 3e-4}``).
+        location_labels: label budgets (Sec. 5.2, Fig. 4): every location-supervised level and method is trained
+            once per budget on that many location-labelled training samples (``None``: all of them); the binary
+            level and the binary-label baselines train once, on all samples.
     """
 
     levels: Sequence[str] = ("binary", "bbox", "seg")
@@ -58,10 +62,14 @@ class StudyConfig:
     experiment_name: str = "spatialspec-study"
     bundles_dir: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    location_labels: Sequence[int | None] = (None,)
 
     def __post_init__(self) -> None:
         self.levels = [study_level(level) for level in self.levels]
         self.seeds = [int(seed) for seed in self.seeds]
+        self.location_labels = [_budget(n) for n in self.location_labels]
+        if not self.location_labels or len(set(self.location_labels)) != len(self.location_labels):
+            raise ValueError(f"location_labels must name at least one budget, each once, got {self.location_labels}")
         for score in self.scores:
             parse_score(score)
         for model in self.binary_models:
@@ -84,34 +92,59 @@ class StudyConfig:
         return self.tracking_uri
 
 
+def _budget(n: Any) -> int | None:
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"location_labels: each budget must be an integer >= 1 or None (all samples), got {n!r}")
+    return n
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run of a study: a level trained by a bundle with a seed; ``model`` is ``pixel``, ``classifier``
-    or a baseline (``jtt``, ``george``, at the ``binary`` level)."""
+    """One training run of a study: a level trained by a bundle with a seed; ``model`` is ``pixel``, ``classifier``,
+    a baseline (``jtt``, ``george``, at the ``binary`` level) or a method (``ssl``, ``spl``, at the ``seg`` level);
+    ``location_labels`` is the run's label budget (``None``: every training sample carries its label)."""
 
     level: str
     model: str
     seed: int
     bundle: str
+    location_labels: int | None = None
 
     @property
     def key(self) -> str:
-        """A unique, file-name-safe run key, e.g. ``seg-pixel-s0``."""
-        return f"{self.level.replace(':', '')}-{self.model}-s{self.seed}"
+        """A unique, file-name-safe run key, e.g. ``seg-pixel-s0``, or ``seg-ssl-n40-s0`` with a label budget."""
+        budget = "" if self.location_labels is None else f"-n{self.location_labels}"
+        return f"{self.level.replace(':', '')}-{self.model}{budget}-s{self.seed}"
+
+    @property
+    def config_files(self) -> tuple[str, ...]:
+        """The bundle's config files this run trains with: ``train.yaml`` then the method's (e.g. ``spl.yaml``)."""
+        return ("train.yaml", *method_configs(self.model))
 
 
 def plan_runs(config: StudyConfig) -> list[RunSpec]:
-    """Every (level, model, seed) run of ``config``; non-binary levels use the pixel-wise model, a baseline entry
-    (``jtt``, ``george``) is a ``binary`` run with the baseline as its model."""
+    """Every (level, model, budget, seed) run of ``config``; non-binary levels use the pixel-wise model, a baseline
+    entry (``jtt``, ``george``) is a ``binary`` run with the baseline as its model, a method entry (``seg-ssl``,
+    ``seg-spl``) a ``seg`` run with the method as its model. Location-supervised levels and methods get one run per
+    label budget of ``config.location_labels``; binary runs are trained once, on all samples."""
     runs = []
     for level in config.levels:
         if level in BASELINES:
             runs.extend(RunSpec("binary", level, seed, bundle_for("binary", level)) for seed in config.seeds)
             continue
-        models = config.binary_models if parse_level(level).kind == "binary" else ("pixel",)
-        for model in models:
-            for seed in config.seeds:
-                runs.append(RunSpec(level, model, seed, bundle_for(level, model)))
+        if level in METHODS:
+            base, model = METHODS[level]
+            runs.extend(RunSpec(base, model, seed, bundle_for(base, model), n)
+                         for n in config.location_labels for seed in config.seeds)
+            continue
+        if parse_level(level).kind == "binary":
+            for model in config.binary_models:
+                runs.extend(RunSpec(level, model, seed, bundle_for(level, model)) for seed in config.seeds)
+            continue
+        runs.extend(RunSpec(level, "pixel", seed, bundle_for(level, "pixel"), n)
+                    for n in config.location_labels for seed in config.seeds)
     return runs
 
 
@@ -120,11 +153,11 @@ def _workflow(config_files: list[Path], meta_file: Path, tracking: dict | None, 
                           workflow_type=None, tracking=tracking, **overrides)
 
 
-def _tracking_settings() -> dict:
-    """MONAI's MLflow settings for the trainer and validator only (test figures are logged by the study)."""
-    settings = copy.deepcopy(DEFAULT_MLFLOW_SETTINGS)
-    settings["configs"].pop("evaluator", None)
-    return settings
+def _tracking_settings(buffer_file: str | Path | None = None) -> dict:
+    """MONAI's MLflow settings for the trainer and validator only (test figures are logged by the study), with
+    :class:`~spatialspec.tracking.BufferedMLFlowHandler`: an unreachable server buffers the records in
+    ``buffer_file`` (``spatialspec sync`` pushes them)."""
+    return mlflow_settings(None if buffer_file is None else str(buffer_file), engines=("trainer", "validator"))
 
 
 def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
@@ -132,7 +165,7 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     score through ``evaluate.yaml``.
 
     Returns:
-        one record per score: level, model, score, seed, every figure of
+        one record per score: level, model, score, seed, ``location_labels``, every figure of
         :func:`spatialspec.metrics.subgroup_aurocs` on the test split, ``n_test``, ``wall_s`` (training plus
         evaluation), ``best_epoch``, ``key_metric`` (the validation figure that chose the checkpoint: ``val_loss``,
         or ``val_robust_auroc`` for the baselines), its ``best_key_metric`` and the MLflow ``run_id`` (or ``None``).
@@ -152,13 +185,16 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
         "datalist": config.datalist,
         **config.overrides,
     }
+    if spec.location_labels is not None:
+        common["location_labels"] = spec.location_labels
+    config_files = [configs / name for name in spec.config_files]
     tracking = None
     if config.tracking_enabled:
-        tracking = _tracking_settings()
+        tracking = _tracking_settings(Path(config.out_dir).resolve() / BUFFER_NAME)
         common.update(tracking_uri=config.resolved_tracking_uri(), experiment_name=config.experiment_name,
                       run_name=spec.key)
     started = time.perf_counter()
-    train = _workflow([configs / "train.yaml"], configs / "metadata.json", tracking,
+    train = _workflow(config_files, configs / "metadata.json", tracking,
                       score=config.scores[0], **common)
     train.initialize()
     train.run()
@@ -172,7 +208,7 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     eval_overrides = {k: v for k, v in common.items() if k not in ("tracking_uri", "experiment_name", "run_name")}
     for score in config.scores:
         started = time.perf_counter()
-        evaluate = _workflow([configs / "train.yaml", configs / "evaluate.yaml"], configs / "metadata.json", None,
+        evaluate = _workflow([*config_files, configs / "evaluate.yaml"], configs / "metadata.json", None,
                              score=score, **eval_overrides)
         evaluate.initialize()
         evaluate.run()
@@ -184,7 +220,7 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
                   **{name: float(metrics[f"test_{name}"]) for name in FIGURE_NAMES}, "n_test": n_test,
                   "wall_s": round(train_wall + time.perf_counter() - started, 3), "best_epoch": int(best_epoch),
                   "key_metric": key_metric, "best_key_metric": float(best_key_metric), "epochs": config.epochs,
-                  "run_key": spec.key, "run_id": None}
+                  "run_key": spec.key, "run_id": None, "location_labels": spec.location_labels}
         records.append(record)
         train_wall = 0.0  # training time is counted once, in the first score's record
     if tracking is not None:
@@ -194,16 +230,30 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     return records
 
 
-def _log_test_figures(config: StudyConfig, run_name: str, records: list[dict[str, Any]]) -> str:
-    """Add the test figures of every score to the run's MLflow record (the validator logged the per-epoch ones).
+def _log_test_figures(config: StudyConfig, run_name: str, records: list[dict[str, Any]]) -> str | None:
+    """Add the test figures of every score to the run's MLflow record (the validator logged the per-epoch ones); if
+    the tracking server is unreachable they go to ``<out_dir>/mlflow_buffer.jsonl``.
 
     Returns:
-        the MLflow run id.
+        the MLflow run id (``None`` if buffered for a run the store never saw).
 
     Raises:
         RuntimeError: if the training run cannot be found in the tracking store.
     """
     from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"test_{name}_{r['score'].replace(':', '')}", r[name], now, 0)
+               for r in records for name in FIGURE_NAMES]
+    # an unreachable server: buffer the figures with the run's other records (returns the run id if known)
+    buffer = TrackingBuffer(Path(config.out_dir).resolve() / BUFFER_NAME, config.resolved_tracking_uri())
+    logged = buffer.attempt(lambda: _log_online(config, run_name, metrics), lambda: buffer.record(
+        "metrics", config.experiment_name, run_name, metrics=[metric_entry(m.key, m.value, m.timestamp, m.step)
+                                                             for m in metrics]))
+    return logged or buffer.known_run_id(config.experiment_name, run_name)
+
+
+def _log_online(config: StudyConfig, run_name: str, metrics: list) -> str:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=config.resolved_tracking_uri())
@@ -215,9 +265,6 @@ def _log_test_figures(config: StudyConfig, run_name: str, records: list[dict[str
         raise RuntimeError(f"MLflow run '{run_name}' not found in experiment '{config.experiment_name}' at "
                            f"{config.resolved_tracking_uri()}")
     run_id = runs[0].info.run_id
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"test_{name}_{r['score'].replace(':', '')}", r[name], now, 0)
-               for r in records for name in FIGURE_NAMES]
     client.log_batch(run_id, metrics=metrics)
     return run_id
 
