@@ -15,7 +15,8 @@ budget), ``figure4_robust.png`` and ``figure4_overall.png`` (Fig. 4a/4b, error b
 form: robust AUROC mean +- std per method and budget) and ``figure4_config.json``.
 
     python scripts/reproduce_figure4.py [--out runs/figure4] [--budgets 5 10 20 40] [--seeds 0 1 2] [--epochs 50]
-        [--methods seg-erm bbox-erm seg-ssl seg-spl binary-erm] [--synthetic KEY=VALUE ...] [--tracking-uri none]
+        [--methods seg-erm bbox-erm seg-ssl seg-spl binary-erm] [--method-budgets seg-ssl=5,10,20 ...]
+        [--synthetic KEY=VALUE ...] [--tracking-uri none]
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from spatialspec.atomic import atomic_write, save_figure_atomic, write_json_atom
 from spatialspec.data import parse_synthetic_overrides
 from spatialspec.study import RunSpec, StudyConfig, plan_runs, run_training
 
-__all__ = ["METHODS", "DEFAULT_SYNTHETIC", "parse_args", "study_config", "summarize_figure4", "table4_markdown",
-           "main"]
+__all__ = ["METHODS", "DEFAULT_SYNTHETIC", "parse_args", "study_config", "method_runs", "summarize_figure4",
+           "table4_markdown", "main"]
 
 # method name -> (study level entry, level, model) of its runs
 METHODS = {"seg-erm": ("seg", "seg", "pixel"), "bbox-erm": ("bbox", "bbox", "pixel"),
@@ -62,6 +63,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--method-budgets", nargs="*", default=[], metavar="METHOD=N1,N2",
+                        help="a subset of --budgets for one method, e.g. seg-ssl=5,10,20 (Table 4 has three budgets)")
     parser.add_argument("--synthetic", nargs="*", default=list(DEFAULT_SYNTHETIC), metavar="KEY=VALUE",
                         help="data-model overrides (default: mu_a=1.0)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -71,7 +74,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if any(b < 1 for b in args.budgets) or len(set(args.budgets)) != len(args.budgets):
         parser.error(f"--budgets must be distinct integers >= 1, got {args.budgets}")
+    args.budgets_of = {}
+    for item in args.method_budgets:
+        method, _, values = item.partition("=")
+        try:
+            budgets = [int(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            budgets = []
+        if method not in METHODS or method == "binary-erm" or not budgets or not set(budgets) <= set(args.budgets):
+            parser.error(f"--method-budgets {item!r}: expected METHOD=N1,N2 with a location-supervised method and "
+                         f"budgets among --budgets {args.budgets}")
+        args.budgets_of[method] = budgets
     return args
+
+
+def method_runs(runs: Sequence[RunSpec], budgets_of: dict[str, list[int]]) -> list[RunSpec]:
+    """``runs`` without the budgets ``--method-budgets`` leaves out of a method."""
+    kept = []
+    for spec in runs:
+        method = _method_of({"level": spec.level, "model": spec.model})
+        if method in budgets_of and spec.location_labels not in budgets_of[method]:
+            continue
+        kept.append(spec)
+    return kept
 
 
 def _override(item: str) -> tuple[str, Any]:
@@ -104,12 +129,13 @@ def _method_of(record: dict[str, Any]) -> str | None:
 
 
 def summarize_figure4(results: Sequence[dict[str, Any]], methods: Sequence[str], budgets: Sequence[int],
-                      seeds: Sequence[int]) -> list[dict[str, Any]]:
-    """Mean and std (ddof = 0) over seeds of the robust and overall AUROC (score ``mean``) per method and budget;
-    Binary-ERM (all samples) has one row with ``location_labels`` ``None``."""
+                      seeds: Sequence[int], budgets_of: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
+    """Mean and std (ddof = 0) over seeds of the robust and overall AUROC (score ``mean``) per method and budget
+    (``budgets_of[method]`` where given, else ``budgets``); Binary-ERM (all samples) has one row with
+    ``location_labels`` ``None``."""
     rows = []
     for method in methods:
-        for budget in ([None] if method == "binary-erm" else budgets):
+        for budget in ([None] if method == "binary-erm" else (budgets_of or {}).get(method, budgets)):
             members = [r for r in results if _method_of(r) == method and r["score"] == "mean" and r["seed"] in seeds
                        and r.get("location_labels") == budget]
             row: dict[str, Any] = {"method": LABELS[method], "location_labels": budget, "n_seeds": len(members)}
@@ -156,8 +182,11 @@ def _plot(rows: Sequence[dict[str, Any]], budgets: Sequence[int], figure: str, p
             ax.axhspan(mean - std, mean + std, color=COLORS[name], alpha=0.15)
             continue
         x = [r["location_labels"] for r in members]
+        # BBox-ERM dashed with square markers: on square abnormalities it equals Seg-ERM and would hide it
+        dashed = name == "bbox-erm"
         ax.errorbar(x, [r[f"{figure}_mean"] for r in members], yerr=[r[f"{figure}_std"] for r in members],
-                    color=COLORS[name], marker="o", capsize=3, label=label)
+                    color=COLORS[name], marker="s" if dashed else "o", ls="--" if dashed else "-",
+                    mfc="none" if dashed else None, capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_xticks(list(budgets), [str(b) for b in budgets])
     ax.minorticks_off()
@@ -198,13 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = plan_runs(config)
-    write_json_atomic(out / "figure4_config.json", {"budgets": args.budgets, "seeds": args.seeds, "epochs": args.epochs,
+    runs = method_runs(plan_runs(config), args.budgets_of)
+    write_json_atomic(out / "figure4_config.json", {"budgets": args.budgets, "method_budgets": args.budgets_of,
+                                                    "seeds": args.seeds, "epochs": args.epochs,
                                                     "methods": args.methods, "synthetic": config.synthetic.to_dict(),
                                                     "overrides": config.overrides, "runs": [r.key for r in runs]})
     started = time.perf_counter()
     results = _train(config, runs, out)
-    rows = summarize_figure4(results, args.methods, args.budgets, args.seeds)
+    rows = summarize_figure4(results, args.methods, args.budgets, args.seeds, args.budgets_of)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()

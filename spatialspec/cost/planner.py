@@ -276,7 +276,8 @@ def curves_from_records(records: Iterable[dict[str, Any]], score: str = "mean", 
         robust = [_nanmean_std([r["robust_auroc"] for r in by_budget[b]]) for b in budgets]
         overall = [_nanmean_std([r.get("overall_auroc", math.nan) for r in by_budget[b]])[0] for b in budgets]
         curves.append(LabelCurve(option_name(level, model), level, tuple(budgets), tuple(m for m, _ in robust),
-                                 tuple(s for _, s in robust), tuple(overall), tuple(len(by_budget[b]) for b in budgets)))
+                                 tuple(s for _, s in robust), tuple(overall),
+                                 tuple(len(by_budget[b]) for b in budgets)))
     return curves
 
 

@@ -46,6 +46,19 @@ def test_summary_and_table4_by_hand():
     assert lines[4] == "| Binary-ERM (all 150) | 0.100 ± 0.000 | 0.100 ± 0.000 |"
 
 
+def test_method_budgets_leave_runs_out():
+    script = _script()
+    args = script.parse_args(["--budgets", "5", "10", "20", "--seeds", "0", "--method-budgets", "seg-ssl=5,10"])
+    runs = script.method_runs(script.plan_runs(script.study_config(args)), args.budgets_of)
+    keys = [r.key for r in runs]
+    assert [k for k in keys if "-ssl-" in k] == ["seg-ssl-n5-s0", "seg-ssl-n10-s0"]
+    assert [k for k in keys if "-spl-" in k] == ["seg-spl-n5-s0", "seg-spl-n10-s0", "seg-spl-n20-s0"]
+    assert "binary-pixel-s0" in keys and len(keys) == 3 + 3 + 2 + 3 + 1
+    for bad in ("seg-ssl=40", "binary-erm=5", "nope=5", "seg-ssl="):
+        with pytest.raises(SystemExit):
+            script.parse_args(["--budgets", "5", "10", "--method-budgets", bad])
+
+
 def test_budgets_above_the_training_size_are_rejected(capsys):
     script = _script()
     assert script.main(["--budgets", "5", "500", "--out", "unused"]) == 2
@@ -56,17 +69,18 @@ def test_budgets_above_the_training_size_are_rejected(capsys):
 def test_tiny_reproduction_writes_every_output_and_resumes(tmp_path):
     out = tmp_path / "figure4"
     argv = [sys.executable, str(SCRIPT), "--out", str(out), "--budgets", "4", "8", "--seeds", "0", "--epochs", "1",
-            "--synthetic", "m=20", "n=16", "a=4", "b=4", "n_val=10", "n_test=20", "mu_y=0.5"]
+            "--synthetic", "m=20", "n=16", "a=4", "b=4", "n_val=10", "n_test=20", "mu_y=0.5",
+            "--method-budgets", "seg-spl=4"]
     first = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
-    # 4 location methods x 2 budgets + Binary-ERM once
+    # 3 location methods x 2 budgets, Seg-SPL at budget 4 only, Binary-ERM once
     assert sorted(r["run_key"] for r in results) == sorted(
-        [f"{level}-{model}-n{n}-s0" for level, model in (("seg", "pixel"), ("bbox", "pixel"), ("seg", "ssl"),
-                                                         ("seg", "spl")) for n in (4, 8)] + ["binary-pixel-s0"])
+        [f"{level}-{model}-n{n}-s0" for level, model in (("seg", "pixel"), ("bbox", "pixel"), ("seg", "ssl"))
+         for n in (4, 8)] + ["seg-spl-n4-s0", "binary-pixel-s0"])
     with open(out / "figure4.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 9
+    assert len(rows) == 8
     seg4 = next(r for r in rows if r["method"] == "Seg-SSL" and r["location_labels"] == "4")
     record = next(r for r in results if r["run_key"] == "seg-ssl-n4-s0")
     assert float(seg4["robust_auroc_mean"]) == pytest.approx(record["robust_auroc"])
@@ -77,5 +91,5 @@ def test_tiny_reproduction_writes_every_output_and_resumes(tmp_path):
 
     second = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0
-    assert second.stdout.count("done, skipped") == 9
+    assert second.stdout.count("done, skipped") == 8
     assert json.loads((out / "results.json").read_text()) == results
