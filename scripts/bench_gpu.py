@@ -25,7 +25,6 @@ epoch. Goal on one H200: an epoch of 10,000 images of 512 x 512 in <= 20 s.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -204,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
           + (f", {steady:.1f} images/s after {args.warmup} warm-up iterations" if steady else ""))
     print(f"data loader: {result['data_wait_s']:.2f} s waited, {100 * result['data_share']:.1f} % of the epoch"
           + (f"; peak GPU memory {memory:.2f} GiB" if memory is not None else ""))
-    print(f"goal: an epoch of 10,000 images of 512 x 512 in <= 20 s"
+    print("goal: an epoch of 10,000 images of 512 x 512 in <= 20 s"
           + (f" ({'met' if result['epoch_s'] <= 20 else 'missed'})" if (args.images, args.size) == (10000, 512)
              else " (not this setting)"))
     if args.json:

@@ -31,7 +31,7 @@ from spatialspec.data.siim import (
     write_siim_datalist,
 )
 from spatialspec.transforms import LoadImageOrArrayd
-from tests.fixtures_real import SIDE, blob, make_siim, write_dicom, write_tubes
+from tests.fixtures_real import SIDE, make_siim, write_dicom, write_tubes
 
 
 # ----------------------------------------------------------------------------------------------- reference code

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bundles"))
-from test_bundles import REPO_ROOT, TINY, TWO_STAGE_ARGS, _env, _finish, _start, _train_args  # noqa: E402
+from test_bundles import REPO_ROOT, TINY, _env, _finish, _start, _train_args  # noqa: E402
 
 TOLERANCE = 1e-4
 EPOCHS = 2
