@@ -22,7 +22,7 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from spatialspec.data.siim import rle_decode, rle_encode
+from spatialspec.data.rle import rle_decode, rle_encode
 
 SIDE = 1024
 

@@ -4,32 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 from spatialspec.cost import DEFAULT_COST_LEVELS, AnnotationCostModel
 from spatialspec.levels import parse_levels
 
+from .types import non_negative_int, positive_number
+
 __all__ = ["register"]
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,16 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description="Annotation cost per spatial-specificity level, from click counts (Saab et "
                                         "al., Sec. 4.1): binary 1 click per image, a box 2 clicks and a mask n clicks "
                                         "per abnormality. The paper counts positive images only.")
-    parser.add_argument("--positives", type=_count, required=True, help="number of positive images to annotate (m)")
-    parser.add_argument("--negatives", type=_count, default=0,
+    parser.add_argument("--positives", type=non_negative_int, required=True,
+                        help="number of positive images to annotate (m)")
+    parser.add_argument("--negatives", type=non_negative_int, default=0,
                         help="negative images, 1 click each at every level (default 0, as in the paper)")
-    parser.add_argument("--seg-clicks", type=_positive, default=45.0,
+    parser.add_argument("--seg-clicks", type=positive_number, default=45.0,
                         help="clicks to draw one abnormality's mask (n; default 45, Yi 2020)")
-    parser.add_argument("--click-seconds", type=_positive, default=1.0, help="seconds per click (c; default 1)")
-    parser.add_argument("--hourly-rate", type=_positive, default=100.0, help="dollars per hour (default 100)")
-    parser.add_argument("--abnormalities-per-image", type=_positive, default=1.0,
+    parser.add_argument("--click-seconds", type=positive_number, default=1.0, help="seconds per click (c; default 1)")
+    parser.add_argument("--hourly-rate", type=positive_number, default=100.0, help="dollars per hour (default 100)")
+    parser.add_argument("--abnormalities-per-image", type=positive_number, default=1.0,
                         help="average abnormalities of a positive image (a; default 1)")
-    parser.add_argument("--patch-cells", type=_positive, default=None,
+    parser.add_argument("--patch-cells", type=positive_number, default=None,
                         help="average grid cells one abnormality touches, needed for patch:K levels (K > 1)")
     parser.add_argument("--levels", default=",".join(DEFAULT_COST_LEVELS),
                         help="comma-separated levels (default binary,bbox,seg; also bbox:all, dilate:R, patch:K)")

@@ -16,8 +16,15 @@ from typing import Any
 from spatialspec.atomic import atomic_write
 from spatialspec.data import parse_synthetic_overrides
 from spatialspec.levels import SpecificityLevel, parse_levels
-from spatialspec.theory import (ROUNDINGS, datalist_arrays, default_resolutions, empirical_measures,
-                                synthetic_arrays, synthetic_condition_8, theory_measures)
+from spatialspec.theory import (
+    ROUNDINGS,
+    datalist_arrays,
+    default_resolutions,
+    empirical_measures,
+    synthetic_arrays,
+    synthetic_condition_8,
+    theory_measures,
+)
 
 __all__ = ["register", "format_theory_table", "format_level_table"]
 

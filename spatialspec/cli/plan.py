@@ -10,29 +10,9 @@ import math
 from spatialspec.cost import AnnotationCostModel
 from spatialspec.cost.planner import BudgetPlanner, curves_from_records, load_results, records_from_mlflow
 
-from .cost import _count, _positive
+from .types import dollars, fraction, non_negative_int, positive_number
 
 __all__ = ["register"]
-
-
-def _dollars(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of dollars >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of dollars >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "recommend the option and number of location labels with the highest "
                                         "expected robust AUROC whose extra annotation cost over image labels (Sec. "
                                         "4.1 click model) fits the budget.")
-    parser.add_argument("--budget", type=_dollars, required=True, help="dollars for location annotation, on top of "
+    parser.add_argument("--budget", type=dollars, required=True, help="dollars for location annotation, on top of "
                                                                        "the image labels")
     parser.add_argument("--results", nargs="+", default=[], metavar="PATH",
                         help="results.json files or study output folders holding one")
@@ -52,16 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                         "sqlite:///runs/figure4/mlruns.db)")
     parser.add_argument("--experiment", default="spatialspec-study", help="MLflow experiment (default: %(default)s)")
     parser.add_argument("--score", default="mean", help="image score whose figures are used (default: %(default)s)")
-    parser.add_argument("--positive-fraction", type=_fraction, default=1.0,
+    parser.add_argument("--positive-fraction", type=fraction, default=1.0,
                         help="share of positive images among those to label (default 1: every one priced as "
                              "positive, the paper's count of positives only)")
-    parser.add_argument("--training-size", type=_count, default=None,
+    parser.add_argument("--training-size", type=non_negative_int, default=None,
                         help="training images behind runs without a label budget (location_labels 'all'); those "
                              "runs are left out without it")
-    parser.add_argument("--seg-clicks", type=_positive, default=45.0, help="clicks per mask (n; default 45)")
-    parser.add_argument("--click-seconds", type=_positive, default=1.0, help="seconds per click (c; default 1)")
-    parser.add_argument("--hourly-rate", type=_positive, default=100.0, help="dollars per hour (default 100)")
-    parser.add_argument("--abnormalities-per-image", type=_positive, default=1.0,
+    parser.add_argument("--seg-clicks", type=positive_number, default=45.0, help="clicks per mask (n; default 45)")
+    parser.add_argument("--click-seconds", type=positive_number, default=1.0, help="seconds per click (c; default 1)")
+    parser.add_argument("--hourly-rate", type=positive_number, default=100.0, help="dollars per hour (default 100)")
+    parser.add_argument("--abnormalities-per-image", type=positive_number, default=1.0,
                         help="average abnormalities of a positive image (a; default 1)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=_plan)

@@ -6,10 +6,18 @@ import argparse
 import time
 from pathlib import Path
 
-from spatialspec.data import parse_synthetic_overrides
 from spatialspec.atomic import write_json_atomic
-from spatialspec.study import (StudyConfig, format_table, plan_runs, plot_results, run_study, study_params, summarize,
-                               write_summary_csv)
+from spatialspec.data import parse_synthetic_overrides
+from spatialspec.study import (
+    StudyConfig,
+    format_table,
+    plan_runs,
+    plot_results,
+    run_study,
+    study_params,
+    summarize,
+    write_summary_csv,
+)
 from spatialspec.study.bundles import study_level
 from spatialspec.study.tracking import log_study_run
 from spatialspec.tracking import BUFFER_NAME

@@ -29,7 +29,7 @@ import numpy as np
 
 from spatialspec.atomic import write_json_atomic
 
-from .siim import _run, _Staging, _stratified_take, _summarise, resize_image, resize_mask
+from .export import StagedOutput, map_threads, resize_image, resize_mask, stratified_take, summarise_problems
 from .tables import read_csv_rows
 
 __all__ = [
@@ -140,7 +140,7 @@ def isic_splits(trap_dir: str | os.PathLike, seed: int = 1, val_from_train: floa
             raise ValueError(f"val_from_train={val_from_train} of {len(distinct)} training images leaves an empty "
                              "validation or training set")
         rng = np.random.default_rng(np.random.SeedSequence([int(val_seed), int(seed), 2018]))
-        chosen = {distinct[k] for k in _stratified_take(np.arange(len(distinct)), y, n_val, rng)}
+        chosen = {distinct[k] for k in stratified_take(np.arange(len(distinct)), y, n_val, rng)}
         splits["validation"] = [r for r in splits["training"] if r["id"] in chosen]
         splits["training"] = [r for r in splits["training"] if r["id"] not in chosen]
         train_ids -= chosen
@@ -244,7 +244,7 @@ def write_isic_datalist(root: str | os.PathLike, trap_dir: str | os.PathLike, ou
     ids = list(labels)
     side = None if not size else int(size)
 
-    staging = _Staging(out)
+    staging = StagedOutput(out)
     try:
         def process(image_id: str) -> str | None:
             try:
@@ -258,10 +258,10 @@ def write_isic_datalist(root: str | os.PathLike, trap_dir: str | os.PathLike, ou
             staging.write_png(f"masks/{image_id}.png", lesion.astype(np.uint8) * (255 * labels[image_id]))
             return None
 
-        problems = [e for e in _run(ids, process, workers) if e is not None]
+        problems = [e for e in map_threads(ids, process, workers) if e is not None]
         if problems:
             raise ValueError(f"{len(problems)} problem(s) in the ISIC 2018 images (nothing was written):"
-                             f"{_summarise(problems)}")
+                             f"{summarise_problems(problems)}")
         folders = ("images", "lesions", "masks") if side is not None else ("lesions", "masks")
         staging.commit([f"{d}/{i}.png" for i in ids for d in folders])
     except BaseException:

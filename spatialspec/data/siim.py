@@ -22,20 +22,17 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from spatialspec.atomic import atomic_write, write_json_atomic
 
+from .export import StagedOutput, map_threads, resize_image, resize_mask, stratified_take, summarise_problems
+from .rle import parse_rle, rle_decode, rle_encode
 from .safe_pickle import load_label_dict
 from .tables import read_csv_rows
 
@@ -62,88 +59,6 @@ PAPER_SIIM_SIZES = {"training": 10096, "validation": 951, "test": 1000}
 # the ``tube`` value of an image without a chest-tube label (every training image of the official split)
 UNKNOWN_TUBE = -1
 _SPLIT_NAMES = {"val": "validation", "validation": "validation", "test": "test"}
-
-
-# --------------------------------------------------------------------------------------------------- run lengths
-def _where(image_id: str | None) -> str:
-    return f"ImageId {image_id}" if image_id is not None else "RLE"
-
-
-def _parse_rle(rle: str, image_id: str | None = None) -> np.ndarray | None:
-    """The integers of a run-length encoding (``None`` for ``-1``), checked for syntax: integers, an even count, none
-    negative."""
-    text = str(rle).strip()
-    if text == "-1":
-        return None
-    if not text:
-        raise ValueError(f"{_where(image_id)}: empty run-length encoding (an empty mask is written -1)")
-    try:
-        values = np.fromstring(text, dtype=np.int64, sep=" ")
-    except ValueError:
-        raise ValueError(f"{_where(image_id)}: run-length encoding holds something other than integers: "
-                         f"{_preview(text)}") from None
-    if values.size % 2:
-        raise ValueError(f"{_where(image_id)}: run-length encoding has an odd number of values ({values.size}); "
-                         "it must be (start, length) pairs")
-    if values.min() < 0:
-        raise ValueError(f"{_where(image_id)}: run-length encoding holds a negative value ({int(values.min())})")
-    return values
-
-
-def rle_decode(rle: str, height: int, width: int, image_id: str | None = None) -> np.ndarray:
-    """Decode one SIIM-ACR run-length encoding into a ``height x width`` boolean mask (vectorised).
-
-    ``rle`` is ``"-1"`` (empty mask) or whitespace-separated integer pairs (start, length); each start counts pixels
-    from the end of the previous run (the first from pixel 0) along the column-major flattening of the mask.
-
-    Returns:
-        a ``(height, width)`` boolean array: a transposed view of the column-major buffer (no copy; use
-        ``np.ascontiguousarray`` where a C-contiguous array is needed).
-
-    Raises:
-        ValueError: naming ``image_id`` when the encoding is empty, holds something other than integers, has an odd
-            number of values, a negative value, or runs past the end of the mask.
-    """
-    height, width = int(height), int(width)
-    if height < 1 or width < 1:
-        raise ValueError(f"{_where(image_id)}: mask size must be positive, got {height} x {width}")
-    n = height * width
-    values = _parse_rle(rle, image_id)
-    if values is None:
-        return np.zeros((width, height), dtype=bool).T
-    # every value bounds the end of the last run from below, so checking each first keeps the sum from overflowing
-    if values.max() > n or int(values.sum()) > n:
-        raise ValueError(f"{_where(image_id)}: runs end at pixel {int(values.sum(dtype=np.float64))}, past the end of "
-                         f"the {height} x {width} mask ({n} pixels)")
-    # the values are the lengths of alternating background and foreground stretches: repeat False/True by them
-    counts = np.append(values, n - values.sum())
-    pattern = np.zeros(counts.size, dtype=bool)
-    pattern[1::2] = True
-    return np.repeat(pattern, counts).reshape(width, height).T
-
-
-def rle_encode(mask: np.ndarray) -> str:
-    """Encode a 2-D mask (nonzero = foreground) in the SIIM-ACR run-length format; ``"-1"`` for an empty mask.
-
-    The exact inverse of :func:`rle_decode`: ``rle_decode(rle_encode(m), *m.shape)`` equals ``m != 0``.
-    """
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be 2-D (height x width), got shape {mask.shape}")
-    flat = np.ravel(mask != 0, order="F")
-    padded = np.concatenate(([False], flat, [False]))
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    if edges.size == 0:
-        return "-1"
-    starts, ends = edges[0::2], edges[1::2]
-    values = np.empty(edges.size, dtype=np.int64)
-    values[0::2] = starts - np.concatenate(([0], ends[:-1]))
-    values[1::2] = ends - starts
-    return " ".join(map(str, values.tolist()))
-
-
-def _preview(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 # --------------------------------------------------------------------------------------------------- CSV files
@@ -247,21 +162,6 @@ def tubes_pickle_to_csv(pickle_path: str | os.PathLike, out: str | os.PathLike,
 
 
 # --------------------------------------------------------------------------------------------------- splits
-def _stratified_take(indices: np.ndarray, strata: np.ndarray, n_take: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw ``n_take`` of ``indices`` at random, each stratum (``strata[indices]``) contributing in proportion to its
-    size (largest remainder), so the strata's shares are kept to within one image each."""
-    if n_take == 0:
-        return indices[:0]
-    keys, inverse = np.unique(strata[indices], return_inverse=True)
-    sizes = np.bincount(inverse, minlength=keys.size)
-    quota = sizes * n_take / indices.size
-    take = np.floor(quota).astype(np.int64)
-    short = n_take - int(take.sum())
-    if short:
-        order = np.lexsort((-sizes, -(quota - take)))  # largest remainder first, ties to the larger stratum
-        take[order[:short]] += 1
-    chosen = [rng.permutation(indices[inverse == k])[: take[k]] for k in range(keys.size)]
-    return np.sort(np.concatenate(chosen))
 
 
 def siim_split(image_ids: Sequence[str], y: Sequence[int], tubes: Mapping[str, tuple[int, str | None]],
@@ -326,8 +226,8 @@ def siim_split(image_ids: Sequence[str], y: Sequence[int], tubes: Mapping[str, t
         raise ValueError(f"n_val={n_val} and n_test={n_test} must be >= 0 and add up to at most the "
                          f"{labelled.size} images with a chest-tube label (only those can be scored)")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 20220712]))
-    test = _stratified_take(labelled, strata, n_test, rng)
-    val = _stratified_take(np.setdiff1d(labelled, test), strata, n_val, rng)
+    test = stratified_take(labelled, strata, n_test, rng)
+    val = stratified_take(np.setdiff1d(labelled, test), strata, n_val, rng)
     for k in test:
         assignment[ids[k]] = "test"
     for k in val:
@@ -392,126 +292,12 @@ def read_dicom(path: str | os.PathLike) -> np.ndarray:
     return array
 
 
-def _target_size(size: int | Sequence[int]) -> tuple[int, int]:
-    pair = (int(size), int(size)) if np.isscalar(size) else tuple(int(s) for s in size)  # type: ignore[arg-type]
-    if len(pair) != 2 or min(pair) < 1:
-        raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
-    return pair  # type: ignore[return-value]
-
-
-def resize_image(image: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
-    """Resize a uint8 ``H x W`` or ``H x W x C`` image: area averaging when shrinking both axes (an exact block mean
-    for integer factors, like the official 1024 -> 512 resize), antialiased bilinear otherwise.
-
-    Returns:
-        the resized uint8 image, same number of dimensions.
-    """
-    height, width = _target_size(size)
-    array = np.asarray(image)
-    if array.ndim not in (2, 3):
-        raise ValueError(f"image must be H x W or H x W x C, got shape {array.shape}")
-    if array.shape[:2] == (height, width):
-        return array.astype(np.uint8, copy=True)
-    planes = array[..., None] if array.ndim == 2 else array
-    tensor = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)).permute(2, 0, 1)[None]
-    if height <= array.shape[0] and width <= array.shape[1]:
-        out = F.interpolate(tensor, size=(height, width), mode="area")
-    else:
-        out = F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-    result = out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-    return result[..., 0] if array.ndim == 2 else result
-
-
-def _any_overlap(counts: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    """Along ``axis``, count the positive source pixels overlapping each of ``n_out`` output pixels."""
-    n_in = counts.shape[axis]
-    i = np.arange(n_out)
-    lo = (i * n_in) // n_out
-    hi = -((-(i + 1) * n_in) // n_out)  # ceil
-    cumulative = np.concatenate([np.zeros_like(np.take(counts, [0], axis=axis)), np.cumsum(counts, axis=axis)],
-                                axis=axis)
-    return np.take(cumulative, hi, axis=axis) - np.take(cumulative, lo, axis=axis)
-
-
-def resize_mask(mask: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
-    """Resize a 2-D mask so that an output pixel is positive iff any source pixel it overlaps is positive: max-pooling
-    for integer factors (the authors' ``MaxPool2d(1024 // 512)``), and never losing a small abnormality.
-
-    Returns:
-        a boolean ``size`` mask.
-    """
-    height, width = _target_size(size)
-    array = np.asarray(mask)
-    if array.ndim != 2:
-        raise ValueError(f"mask must be 2-D, got shape {array.shape}")
-    counts = (array != 0).astype(np.int32)
-    counts = _any_overlap(counts, height, axis=0)
-    counts = _any_overlap(counts, width, axis=1)
-    return counts > 0
-
-
-def _save_png(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array as PNG in its own orientation (upright in viewers; MONAI's PILReader loads it as W x H)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
-    atomic_write(path, buffer.getvalue())
-
-
-class _Staging:
-    """Write files into a hidden folder of ``out`` and move them into place only when everything succeeded, so a
-    failed run leaves ``out`` as it was (removed again if this run created it)."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.created = not out.exists()
-        out.mkdir(parents=True, exist_ok=True)
-        self.root = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
-        self.written: list[str] = []
-
-    def write_png(self, rel: str, array: np.ndarray) -> None:
-        _save_png(self.root / rel, array)
-
-    def commit(self, rels: Iterable[str]) -> None:
-        for rel in rels:
-            target = self.out / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.root / rel, target)
-        self.close()
-
-    def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def abort(self) -> None:
-        self.close()
-        if self.created:
-            try:
-                self.out.rmdir()
-            except OSError:
-                pass
-
-
-def _run(tasks: Sequence[Any], fn: Callable[[Any], Any], workers: int) -> list[Any]:
-    """``fn`` over ``tasks`` in order, on ``workers`` threads (decoding and PNG compression release the GIL)."""
-    if workers <= 1:
-        return [fn(t) for t in tasks]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, tasks))
-
-
 # --------------------------------------------------------------------------------------------------- datalist
 def _union_mask(rles: Sequence[str], height: int, width: int, image_id: str) -> np.ndarray:
     mask = np.zeros((height, width), dtype=bool)
     for rle in rles:
         mask |= rle_decode(rle, height, width, image_id=image_id)
     return mask
-
-
-def _summarise(paths: Sequence[str], limit: int = 10) -> str:
-    shown = "\n  ".join(paths[:limit])
-    more = f"\n  ... and {len(paths) - limit} more" if len(paths) > limit else ""
-    return f"\n  {shown}{more}"
 
 
 def write_siim_datalist(root: str | os.PathLike, out_dir: str | os.PathLike, tubes: str | os.PathLike | None = None,
@@ -585,10 +371,10 @@ def write_siim_datalist(root: str | os.PathLike, out_dir: str | os.PathLike, tub
     # check every run-length encoding's syntax before reading any image (sizes are checked once the image is read)
     for image_id in candidates:
         for rle in rles[image_id]:
-            _parse_rle(rle, image_id)
+            parse_rle(rle, image_id)
 
     side = None if not size else int(size)
-    staging = _Staging(out)
+    staging = StagedOutput(out)
     try:
         def process(image_id: str) -> tuple[str, int, str | None]:
             try:
@@ -608,13 +394,14 @@ def write_siim_datalist(root: str | os.PathLike, out_dir: str | os.PathLike, tub
         with warnings.catch_warnings():
             # set once for every worker thread (catch_warnings inside threads is not thread-safe)
             warnings.filterwarnings("ignore", message="PydicomReader: ImageOrientationPatient")
-            results = _run(candidates, process, workers)
+            results = map_threads(candidates, process, workers)
         problems += [error for _, _, error in results if error is not None]
         if problems and not skip_bad:
             raise ValueError(f"{len(problems)} problem(s) in the SIIM-ACR data (nothing was written; --skip-bad / "
-                             f"skip_bad=True skips these images):{_summarise(problems)}")
+                             f"skip_bad=True skips these images):{summarise_problems(problems)}")
         if problems:
-            warnings.warn(f"skipped {len(problems)} image(s) or label(s):{_summarise(problems)}", RuntimeWarning,
+            warnings.warn(f"skipped {len(problems)} image(s) or label(s):{summarise_problems(problems)}",
+                          RuntimeWarning,
                           stacklevel=2)
         good = [(i, y) for i, y, error in results if error is None]
         if not good:
