@@ -33,10 +33,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from spatialspec.atomic import atomic_write, save_figure_atomic, write_json_atomic
+from spatialspec.cli.study import parse_override
 from spatialspec.data import parse_synthetic_overrides
+from spatialspec.stats import nan_mean_std
 from spatialspec.study import RunSpec, StudyConfig, plan_runs, run_training
 
 __all__ = ["METHODS", "DEFAULT_SYNTHETIC", "parse_args", "study_config", "method_runs", "summarize_figure4",
@@ -99,15 +99,6 @@ def method_runs(runs: Sequence[RunSpec], budgets_of: dict[str, list[int]]) -> li
     return kept
 
 
-def _override(item: str) -> tuple[str, Any]:
-    import yaml
-
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--set {item!r} must look like KEY=VALUE")
-    return key.strip(), yaml.safe_load(value)
-
-
 def study_config(args: argparse.Namespace) -> StudyConfig:
     """The study whose runs the reproduction trains (binary once per seed, the rest once per budget and seed)."""
     synthetic = parse_synthetic_overrides(args.synthetic)
@@ -117,7 +108,7 @@ def study_config(args: argparse.Namespace) -> StudyConfig:
     return StudyConfig(levels=[METHODS[m][0] for m in args.methods], seeds=args.seeds, epochs=args.epochs,
                        synthetic=synthetic, out_dir=args.out, tracking_uri=args.tracking_uri,
                        experiment_name="spatialspec-figure4", bundles_dir=args.bundles_dir,
-                       overrides=dict(_override(item) for item in args.overrides),
+                       overrides=dict(parse_override(item) for item in args.overrides),
                        location_labels=list(args.budgets))
 
 
@@ -140,10 +131,7 @@ def summarize_figure4(results: Sequence[dict[str, Any]], methods: Sequence[str],
                        and r.get("location_labels") == budget]
             row: dict[str, Any] = {"method": LABELS[method], "location_labels": budget, "n_seeds": len(members)}
             for figure in FIGURES:
-                values = np.array([m[figure] for m in members], dtype=float)
-                values = values[~np.isnan(values)]
-                row[f"{figure}_mean"] = float(values.mean()) if values.size else math.nan
-                row[f"{figure}_std"] = float(values.std()) if values.size else math.nan
+                row[f"{figure}_mean"], row[f"{figure}_std"] = nan_mean_std([m[figure] for m in members])
             rows.append(row)
     return rows
 

@@ -22,7 +22,7 @@ from spatialspec.study.bundles import study_level
 from spatialspec.study.tracking import log_study_run
 from spatialspec.tracking import BUFFER_NAME
 
-__all__ = ["register"]
+__all__ = ["register", "parse_override"]
 
 
 def _csv(value: str) -> list[str]:
@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_study)
 
 
-def _override(item: str) -> tuple[str, object]:
+def parse_override(item: str) -> tuple[str, object]:
+    """A ``--set KEY=VALUE`` bundle override; the value is read as YAML (numbers, lists, booleans)."""
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ValueError(f"--set {item!r} must look like KEY=VALUE")
@@ -89,7 +90,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         binary_models=_csv(args.binary_model), epochs=args.epochs, synthetic=parse_synthetic_overrides(args.synthetic),
         datalist=str(Path(args.datalist).resolve()) if args.datalist else None, out_dir=args.out,
         tracking_uri=args.tracking_uri, experiment_name=args.experiment_name, bundles_dir=args.bundles_dir,
-        overrides=dict(_override(item) for item in args.overrides), location_labels=budgets)
+        overrides=dict(parse_override(item) for item in args.overrides), location_labels=budgets)
 
 
 def location_budgets(text: str) -> list[int | None]:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from spatialspec.levels import parse_level
+from spatialspec.stats import nan_mean_std
 
 from .model import AnnotationCostModel
 
@@ -232,12 +233,6 @@ class BudgetPlanner:
         return BudgetPlan(float(budget), feasible[0] if feasible else None, tuple(options))
 
 
-def _nanmean_std(values: Sequence[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    arr = arr[~np.isnan(arr)]
-    return (float(arr.mean()), float(arr.std())) if arr.size else (math.nan, math.nan)
-
-
 def curves_from_records(records: Iterable[dict[str, Any]], score: str = "mean", training_size: int | None = None
                         ) -> list[LabelCurve]:
     """Build one :class:`LabelCurve` per (level, model) from study records (``level``, ``model``, ``score``,
@@ -273,8 +268,8 @@ def curves_from_records(records: Iterable[dict[str, Any]], score: str = "mean", 
     curves = []
     for (level, model), by_budget in groups.items():
         budgets = sorted(by_budget)
-        robust = [_nanmean_std([r["robust_auroc"] for r in by_budget[b]]) for b in budgets]
-        overall = [_nanmean_std([r.get("overall_auroc", math.nan) for r in by_budget[b]])[0] for b in budgets]
+        robust = [nan_mean_std([r["robust_auroc"] for r in by_budget[b]]) for b in budgets]
+        overall = [nan_mean_std([r.get("overall_auroc", math.nan) for r in by_budget[b]])[0] for b in budgets]
         curves.append(LabelCurve(option_name(level, model), level, tuple(budgets), tuple(m for m, _ in robust),
                                  tuple(s for _, s in robust), tuple(overall),
                                  tuple(len(by_budget[b]) for b in budgets)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from spatialspec.atomic import atomic_write, save_figure_atomic
+from spatialspec.stats import nan_mean_std
 
 __all__ = ["summarize", "write_summary_csv", "plot_results", "format_table", "row_label", "SUMMARY_FIGURES"]
 
@@ -46,10 +46,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"level": level, "model": model, "score": score, "n_seeds": len(members),
                                "location_labels": budget}
         for figure in (*SUMMARY_FIGURES, "wall_s"):
-            values = np.array([m[figure] for m in members], dtype=float)
-            finite = values[~np.isnan(values)]
-            row[f"{figure}_mean"] = float(finite.mean()) if finite.size else math.nan
-            row[f"{figure}_std"] = float(finite.std()) if finite.size else math.nan
+            row[f"{figure}_mean"], row[f"{figure}_std"] = nan_mean_std([m[figure] for m in members])
         rows.append(row)
     return rows
 
