@@ -7,17 +7,19 @@ rows, a chest-tube CSV. ISIC 2018: JPEG images, lesion masks and trap sets 1 and
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from spatialspec.data.siim import rle_encode
 
-__all__ = ["SIDE", "blob", "write_dicom", "make_siim", "write_tubes", "TRAP_HEADER", "HEIGHT", "WIDTH", "isic_id",
-           "write_trap_csv", "make_isic"]
+__all__ = ["SIDE", "blob", "save_dicom", "write_dicom", "make_siim", "write_tubes", "TRAP_HEADER", "HEIGHT", "WIDTH",
+           "isic_id", "write_trap_csv", "make_isic"]
 
 # ----------------------------------------------------------------------------------------------- SIIM-ACR
 SIDE = 64
@@ -31,7 +33,17 @@ def blob(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1
 
 
+def save_dicom(ds: Dataset, path: Path) -> None:
+    """Write ``ds`` to ``path`` in the DICOM File Format (preamble, ``DICM`` prefix, file meta information), under
+    pydicom 3 (``enforce_file_format=True``) and pydicom 2 (``write_like_original=False``, deprecated in 3) alike."""
+    if "enforce_file_format" in inspect.signature(pydicom.dcmwrite).parameters:
+        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    else:  # pydicom < 3
+        pydicom.dcmwrite(path, ds, write_like_original=False)
+
+
 def write_dicom(path: Path, pixels: np.ndarray, uid: str, photometric: str = "MONOCHROME2", bits: int = 8) -> None:
+    """An uncompressed single-frame grayscale DICOM of ``pixels`` (``bits`` 8 or 16) with SOPInstanceUID ``uid``."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = uid
@@ -44,7 +56,7 @@ def write_dicom(path: Path, pixels: np.ndarray, uid: str, photometric: str = "MO
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
     ds.PixelData = pixels.astype(np.uint8 if bits == 8 else np.uint16).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    save_dicom(ds, path)
 
 
 def make_siim(root: Path, n: int = 14, seed: int = 0) -> dict:

@@ -4,9 +4,14 @@ column-major flattening of the mask, each start counted from the end of the prev
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 __all__ = ["rle_decode", "rle_encode", "parse_rle"]
+
+# optionally signed decimal integers separated by ASCII whitespace (what ``np.fromstring(sep=" ")`` splits on)
+_RLE_SYNTAX = re.compile(r"[+-]?[0-9]+(?:[ \t\n\r\f\v]+[+-]?[0-9]+)*")
 
 
 def _where(image_id: str | None) -> str:
@@ -20,11 +25,12 @@ def parse_rle(rle: str, image_id: str | None = None) -> np.ndarray | None:
         return None
     if not text:
         raise ValueError(f"{_where(image_id)}: empty run-length encoding (an empty mask is written -1)")
-    try:
-        values = np.fromstring(text, dtype=np.int64, sep=" ")
-    except ValueError:
+    # checked up front: numpy 2 raises on trailing non-integers, but numpy 1.x parses the leading integers of
+    # "1 2.5" or "1,2" and only warns about the rest
+    if not _RLE_SYNTAX.fullmatch(text):
         raise ValueError(f"{_where(image_id)}: run-length encoding holds something other than integers: "
-                         f"{_preview(text)}") from None
+                         f"{_preview(text)}")
+    values = np.fromstring(text, dtype=np.int64, sep=" ")
     if values.size % 2:
         raise ValueError(f"{_where(image_id)}: run-length encoding has an odd number of values ({values.size}); "
                          "it must be (start, length) pairs")

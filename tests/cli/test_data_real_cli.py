@@ -17,6 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 from spatialspec.cli.main import main
 from spatialspec.data import load_split
 from spatialspec.data.siim import rle_encode
+from tests.fixtures_real import save_dicom
 
 SIDE = 32
 ISIC_HEADER = ",image,dark_corner,hair,gel_border,gel_bubble,ruler,ink,patches,vasc,label,label_string"
@@ -34,7 +35,7 @@ def write_dicom(path: Path, pixels: np.ndarray, uid: str) -> None:
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     ds.PixelData = pixels.astype(np.uint8).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    save_dicom(ds, path)
 
 
 @pytest.fixture()

@@ -31,7 +31,7 @@ from spatialspec.data.siim import (
     write_siim_datalist,
 )
 from spatialspec.transforms import LoadImageOrArrayd
-from tests.fixtures_real import SIDE, make_siim, write_dicom, write_tubes
+from tests.fixtures_real import SIDE, make_siim, save_dicom, write_dicom, write_tubes
 
 
 # ----------------------------------------------------------------------------------------------- reference code
@@ -350,7 +350,7 @@ def test_read_dicom_jpeg_baseline(tmp_path):
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
     ds.PixelData = encapsulate([stream.getvalue()])
     ds["PixelData"].VR = "OB"
-    ds.save_as(path, enforce_file_format=True)
+    save_dicom(ds, path)
     expected = np.asarray(Image.open(io.BytesIO(stream.getvalue())))
     np.testing.assert_array_equal(read_dicom(path), expected)
     assert np.abs(expected.astype(int) - pixels).max() < 8  # the fixture really is the image, lossily coded
