@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from spatialspec import __version__
 
-from . import audit, cost, data, measures, plan, study, sweep, sync
+from . import audit, cost, data, label, measures, plan, study, sweep, sync
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (data, study, cost, measures, audit, plan, sweep, sync)
+COMMANDS = (data, study, cost, measures, audit, plan, sweep, sync, label)
 
 
 def build_parser() -> argparse.ArgumentParser:
