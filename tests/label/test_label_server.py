@@ -108,6 +108,7 @@ def test_server_lists_the_three_models_and_binds_localhost(server):
     assert set(info["trainers"]) == {"segmentation", "bbox"}
     assert "disagreement" in info["strategies"] and "annotation_cost" in info["scoring"]
     assert info["datastore"]["total"] == len(server["ids"])
+    assert info["labels"] == ["abnormal"]
     log = server["log"].read_text()
     assert f"Uvicorn running on http://127.0.0.1:{server['url'].rsplit(':', 1)[1]}" in log
     # nothing fetched at start: no model-zoo lookup, no download

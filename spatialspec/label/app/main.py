@@ -65,7 +65,8 @@ class SpatialSpecApp(MONAILabelApp):
         if self.location_model and self.location_model not in self.models:
             raise ValueError(f"--conf location_model: {self.location_model!r} is not one of the served models "
                              f"{sorted(self.models)}")
-        super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="spatialspec",
+        # one label for annotators: the abnormality (the binary model's "normal" class is not something to draw)
+        super().__init__(app_dir=app_dir, studies=studies, conf=conf, name="spatialspec", labels=["abnormal"],
                          description="Spatial-specificity models against spurious features (Saab et al., MLHC "
                                      "2022): masks, boxes and image labels, shortcut-disagreement active learning, "
                                      "annotation cost per label type",
