@@ -104,10 +104,15 @@ def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os
             shutil.copytree(sources[name], target, ignore=_BUNDLE_IGNORE)
             (target / "models").mkdir()
             shutil.copy2(checkpoint, target / "models" / "model.pt")
+        old = staging / "replaced"
         if out.exists():
-            old = staging / "replaced"
             os.replace(out, old)
-        os.replace(app, out)
+        try:
+            os.replace(app, out)
+        except OSError:
+            if old.exists():
+                os.replace(old, out)  # put the previous app back
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -39,6 +39,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_info(url: str, process: subprocess.Popen) -> dict | None:
+    """``/info/`` of the server at ``url`` once it answers; ``None`` if it exits or START_TIMEOUT passes."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            response = requests.get(f"{url}/info/", timeout=5)
+            if response.status_code == 200:
+                return response.json()
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    return None
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the server by its PID: SIGTERM, then SIGKILL if it has not exited after 30 s."""
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not MONAILABEL.exists():
@@ -60,29 +84,14 @@ def server(tmp_path_factory):
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        info = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                response = requests.get(f"{url}/info/", timeout=5)
-                if response.status_code == 200:
-                    info = response.json()
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(1)
+        info = _wait_for_info(url, process)
         if info is None:
             pytest.fail(f"monailabel start_server did not answer /info/ (exit code {process.poll()}):\n"
                         + log_path.read_text()[-4000:])
         yield {"url": url, "info": info, "ids": ids, "app": app, "studies": studies, "log": log_path,
                "pid": process.pid}
     finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        _stop(process)
 
 
 def _multipart(response: requests.Response) -> dict[str, bytes]:
@@ -216,3 +225,28 @@ def test_train_fine_tunes_on_saved_labels_and_serves_the_result(server, tmp_path
     assert hashlib.sha256(served.read_bytes()).hexdigest() != before
     parts = _multipart(_infer(server, "segmentation", server["ids"][0], output="all"))
     assert np.asarray(Image.open(io.BytesIO(parts["image"]))).shape == (40, 48)
+
+
+def test_label_app_serve_binds_localhost_by_default(tmp_path):
+    """``spatialspec label-app --serve`` lays the app out and replaces itself with the server, on 127.0.0.1."""
+    spatialspec = LABEL_VENV / "bin" / "spatialspec"
+    if not spatialspec.exists():
+        pytest.skip(f"the MONAI Label environment is not installed ({spatialspec} missing)")
+    checkpoints = write_checkpoints(tmp_path / "checkpoints", seed=7)
+    write_studies(tmp_path / "studies", count=2)
+    port = _free_port()
+    args = [str(spatialspec), "label-app", "--out", str(tmp_path / "app"), "--bundles-dir", str(REPO_ROOT / "bundles"),
+            "--serve", "--studies", str(tmp_path / "studies"), "--port", str(port)]
+    for name in ("segmentation", "binary"):
+        args += ["--checkpoint", f"{name}={checkpoints[name]}"]
+    env = dict(os.environ, MONAI_LABEL_SESSION_PATH=str(tmp_path / "sessions"))
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        info = _wait_for_info(f"http://127.0.0.1:{port}", process)
+        assert info is not None, log_path.read_text()[-4000:]
+        assert set(info["models"]) == {"segmentation", "binary"} and "disagreement" in info["strategies"]
+        assert f"Uvicorn running on http://127.0.0.1:{port}" in log_path.read_text()
+    finally:
+        _stop(process)
