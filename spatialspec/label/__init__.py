@@ -14,13 +14,19 @@ The MONAI Label task classes live in :mod:`spatialspec.label.tasks`, which impor
 importable in the label environment (``bash scripts/install.sh --label``).
 """
 
-from .annotation import abnormality_boxes, count_abnormalities, image_annotation_costs
+from .annotation import (
+    abnormality_boxes,
+    annotation_costs,
+    count_abnormalities,
+    image_annotation_costs,
+)
 from .disagreement import percentile_ranks, rank_by_disagreement, shortcut_disagreement
 from .install import DEFAULT_BUNDLES, install_label_app, packaged_app_dir
 
 __all__ = [
     "DEFAULT_BUNDLES",
     "abnormality_boxes",
+    "annotation_costs",
     "count_abnormalities",
     "image_annotation_costs",
     "install_label_app",

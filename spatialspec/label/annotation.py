@@ -17,7 +17,7 @@ from scipy import ndimage
 from spatialspec.cost import DEFAULT_COST_LEVELS, AnnotationCostModel
 from spatialspec.levels import parse_level
 
-__all__ = ["abnormality_boxes", "count_abnormalities", "image_annotation_costs"]
+__all__ = ["abnormality_boxes", "annotation_costs", "count_abnormalities", "image_annotation_costs"]
 
 
 def _plane(mask: Any) -> np.ndarray:
@@ -60,16 +60,21 @@ def abnormality_boxes(mask: Any, connectivity: int = 2) -> list[dict[str, list[i
     return boxes
 
 
-def image_annotation_costs(mask: Any, model: AnnotationCostModel | None = None,
-                           levels: Iterable[str] = DEFAULT_COST_LEVELS, connectivity: int = 2) -> dict[str, Any]:
-    """The abnormality count of a mask and the dollars of labelling its image at each level (Sec. 4.1).
+def annotation_costs(abnormalities: int, model: AnnotationCostModel | None = None,
+                     levels: Iterable[str] = DEFAULT_COST_LEVELS) -> dict[str, Any]:
+    """The clicks and dollars of labelling an image with ``abnormalities`` abnormalities at each level (Sec. 4.1).
 
     Returns:
-        ``{"abnormalities": k, "cost": {level: dollars}, "clicks": {level: clicks}}``; an empty mask (a negative
-        image) costs one click at every level.
+        ``{"abnormalities": k, "cost": {level: dollars}, "clicks": {level: clicks}}``; a negative image (k = 0)
+        costs one click at every level.
     """
     model = model if model is not None else AnnotationCostModel()
     names = [parse_level(level).name for level in levels]
-    count = count_abnormalities(mask, connectivity)
-    return {"abnormalities": count, "cost": model.image_costs(count, names),
-            "clicks": {name: model.image_clicks(name, count) for name in names}}
+    return {"abnormalities": abnormalities, "cost": model.image_costs(abnormalities, names),
+            "clicks": {name: model.image_clicks(name, abnormalities) for name in names}}
+
+
+def image_annotation_costs(mask: Any, model: AnnotationCostModel | None = None,
+                           levels: Iterable[str] = DEFAULT_COST_LEVELS, connectivity: int = 2) -> dict[str, Any]:
+    """:func:`annotation_costs` of a mask's image, its abnormalities counted with :func:`count_abnormalities`."""
+    return annotation_costs(count_abnormalities(mask, connectivity), model, levels)

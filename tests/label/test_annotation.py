@@ -8,6 +8,7 @@ import pytest
 from spatialspec.cost import AnnotationCostModel
 from spatialspec.label import (
     abnormality_boxes,
+    annotation_costs,
     count_abnormalities,
     image_annotation_costs,
 )
@@ -50,6 +51,7 @@ def test_costs_of_a_two_abnormality_image():
     assert facts["abnormalities"] == 2
     assert facts["clicks"] == {"binary": 1.0, "bbox": 4.0, "seg": 90.0}
     assert facts["cost"] == pytest.approx({"binary": 0.04, "bbox": 0.16, "seg": 3.6})
+    assert annotation_costs(2, model) == facts
 
 
 def test_a_negative_image_costs_one_click_at_every_level():

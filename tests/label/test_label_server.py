@@ -160,6 +160,24 @@ def _save_label(server, image_id: str, mask: np.ndarray, folder: Path) -> None:
     assert response.status_code == 200, response.text
 
 
+def _score(server, params: dict) -> dict:
+    """Run the annotation-cost scoring synchronously, waiting out a background run (429) first."""
+    deadline = time.monotonic() + 180
+    while True:
+        response = requests.post(f"{server['url']}/scoring/annotation_cost", params={"run_sync": "true"},
+                                 json=params, timeout=300)
+        if response.status_code != 429 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _annotation_info(server, image_id: str) -> dict:
+    return requests.get(f"{server['url']}/datastore/image/info", params={"image": image_id},
+                        timeout=30).json()["spatialspec_annotation"]
+
+
 def test_saved_label_then_disagreement_strategy_and_cost(server, tmp_path):
     labelled = server["ids"][1]
     mask = np.zeros((40, 48), dtype=np.uint8)
@@ -193,22 +211,17 @@ def test_saved_label_then_disagreement_strategy_and_cost(server, tmp_path):
 
     # annotation cost per label type, from the saved label: 2 abnormalities -> 1 / 4 / 90 clicks at $36/h.
     # MONAI Label rescoring after each strategy call runs in the background; a second run waits for it (429).
-    deadline = time.monotonic() + 180
-    while True:
-        response = requests.post(f"{server['url']}/scoring/annotation_cost", params={"run_sync": "true"},
-                                 json={"hourly_rate": 36.0}, timeout=300)
-        if response.status_code != 429 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert response.status_code == 200, response.text
+    _score(server, {"hourly_rate": 36.0})
     info = requests.get(f"{server['url']}/datastore/image/info", params={"image": labelled}, timeout=30).json()
     facts = info["spatialspec_annotation"]
     assert facts["source"] == "final label" and facts["abnormalities"] == 2
     assert facts["clicks"] == {"binary": 1.0, "bbox": 4.0, "seg": 90.0}
     assert facts["cost"] == pytest.approx({"binary": 0.01, "bbox": 0.04, "seg": 0.9})
-    other = requests.get(f"{server['url']}/datastore/image/info", params={"image": server["ids"][0]},
-                         timeout=30).json()["spatialspec_annotation"]
+    other = _annotation_info(server, server["ids"][0])
     assert other["source"] == "prediction of 'segmentation'"
+    served = server["app"] / "model" / "segmentation" / "models" / "model.pt"
+    assert other["checkpoint_mtime"] == served.stat().st_mtime
+    assert other["abnormalities"] == _infer(server, "segmentation", server["ids"][0]).json()["abnormalities"]
 
 
 def test_train_fine_tunes_on_saved_labels_and_serves_the_result(server, tmp_path):
@@ -225,6 +238,11 @@ def test_train_fine_tunes_on_saved_labels_and_serves_the_result(server, tmp_path
     assert hashlib.sha256(served.read_bytes()).hexdigest() != before
     parts = _multipart(_infer(server, "segmentation", server["ids"][0], output="all"))
     assert np.asarray(Image.open(io.BytesIO(parts["image"]))).shape == (40, 48)
+    # the cost estimates of unlabelled images follow the new model
+    _score(server, {})
+    facts = _annotation_info(server, server["ids"][0])
+    assert facts["checkpoint_mtime"] == served.stat().st_mtime
+    assert facts["abnormalities"] == _infer(server, "segmentation", server["ids"][0]).json()["abnormalities"]
 
 
 def test_label_app_serve_binds_localhost_by_default(tmp_path):

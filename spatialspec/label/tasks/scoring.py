@@ -1,7 +1,8 @@
 """Scoring: what each label type would cost for each image (Saab et al. 2022, Sec. 4.1).
 
 For every image of the datastore the method counts the abnormalities, on the annotator's final label when there is
-one and otherwise on the location model's prediction, prices a binary label, boxes and a mask with
+one and otherwise on the location model's prediction (reused while that model's checkpoint is unchanged, so
+rescoring after every request stays cheap), prices a binary label, boxes and a mask with
 :class:`spatialspec.cost.AnnotationCostModel`, and stores the result in the image's info under
 ``spatialspec_annotation`` (MONAI Label clients show image info). The response adds totals per label type.
 """
@@ -16,13 +17,16 @@ from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
 from monailabel.interfaces.tasks.scoring import ScoringMethod
 
 from spatialspec.cost import DEFAULT_COST_LEVELS, AnnotationCostModel
-from spatialspec.label.annotation import image_annotation_costs
+from spatialspec.label.annotation import annotation_costs, count_abnormalities
 
 from .infer import SpatialSpecInferTask, image_probability
 
 __all__ = ["AnnotationCostScoring"]
 
 logger = logging.getLogger(__name__)
+
+#: the image-info key the figures are stored under
+INFO_KEY = "spatialspec_annotation"
 
 #: request keys that parametrise the cost model, as in ``spatialspec cost``
 COST_MODEL_KEYS = ("seg_clicks", "click_seconds", "hourly_rate")
@@ -48,14 +52,21 @@ class AnnotationCostScoring(ScoringMethod):
         self.levels = levels
         self._loader = LoadImage(image_only=True)
 
-    def _mask(self, image_id: str, datastore: Datastore, device: str | None) -> tuple[Any, str] | None:
+    def _count(self, image_id: str, datastore: Datastore, device: str | None) -> tuple[int, str, float | None] | None:
+        """The image's abnormality count, its source and (for a prediction) the checkpoint's time; a prediction is
+        reused while the checkpoint is unchanged."""
         label_id = datastore.get_label_by_image_id(image_id, DefaultLabelTag.FINAL)
         if label_id:
-            return self._loader(datastore.get_label_uri(label_id, DefaultLabelTag.FINAL)), "final label"
+            label = self._loader(datastore.get_label_uri(label_id, DefaultLabelTag.FINAL))
+            return count_abnormalities(label), "final label", None
         if self.location is None:
             return None
+        source, version = f"prediction of '{self.location_name}'", self.location.checkpoint_mtime()
+        previous = datastore.get_image_info(image_id).get(INFO_KEY) or {}
+        if previous.get("source") == source and previous.get("checkpoint_mtime") == version:
+            return int(previous["abnormalities"]), source, version
         _, prediction = image_probability(self.location, datastore.get_image_uri(image_id), device)
-        return prediction, f"prediction of '{self.location_name}'"
+        return count_abnormalities(prediction), source, version
 
     def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any]:
         """Price every image and store the figures in its info."""
@@ -67,13 +78,14 @@ class AnnotationCostScoring(ScoringMethod):
         images: dict[str, dict[str, Any]] = {}
         totals = {level: 0.0 for level in self.levels}
         for image_id in datastore.list_images():
-            found = self._mask(image_id, datastore, device)
+            found = self._count(image_id, datastore, device)
             if found is None:
                 continue
-            mask, source = found
-            facts = image_annotation_costs(mask, model, self.levels)
-            facts["source"] = source
-            datastore.update_image_info(image_id, {"spatialspec_annotation": facts})
+            count, source, version = found
+            facts = {**annotation_costs(count, model, self.levels), "source": source}
+            if version is not None:
+                facts["checkpoint_mtime"] = version
+            datastore.update_image_info(image_id, {INFO_KEY: facts})
             images[image_id] = facts
             for level, dollars in facts["cost"].items():
                 totals[level] = totals.get(level, 0.0) + dollars

@@ -9,6 +9,7 @@ nothing else is.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -45,18 +46,20 @@ class ShortcutDisagreementStrategy(Strategy):
         self.location = location
         self.location_name = location_name
         self.top = top
-        self._cache: dict[tuple[str, str, float], float] = {}
+        self._cache: dict[tuple[str, str], tuple[tuple[float, float], float]] = {}
         self._lock = threading.Lock()
 
     def _probability(self, role: str, image_id: str, path: str, device: str | None) -> float:
+        """The model's probability for the image, recomputed only when the checkpoint or the image file changed."""
         task = self.binary if role == "binary" else self.location
-        key = (role, image_id, task.checkpoint_mtime())
+        version = (task.checkpoint_mtime(), os.stat(path).st_mtime)
         with self._lock:
-            if key in self._cache:
-                return self._cache[key]
+            cached = self._cache.get((role, image_id))
+        if cached is not None and cached[0] == version:
+            return cached[1]
         probability, _ = image_probability(task, path, device)
         with self._lock:
-            self._cache[key] = probability
+            self._cache[(role, image_id)] = (version, probability)
         return probability
 
     def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any]:
