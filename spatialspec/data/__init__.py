@@ -3,7 +3,7 @@ data sets (SIIM-ACR pneumothorax with chest tubes, ISIC 2018 with the trap sets;
 stratified subsets of the label-budget sweep (Sec. 5.2).
 
 The real-data readers are modules of their own: :mod:`spatialspec.data.siim`, :mod:`spatialspec.data.isic`,
-:mod:`spatialspec.data.safe_pickle`.
+:mod:`spatialspec.data.safe_pickle`, :mod:`spatialspec.data.dicom`.
 """
 
 from __future__ import annotations

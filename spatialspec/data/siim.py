@@ -13,8 +13,9 @@ column-major flattening of the mask, each start counted from the end of the prev
 
 The chest tube is the spurious feature s. Its labels (``cxr_tube_dict.pkl``, SOPInstanceUID -> bool, 1,951 images)
 are converted once to CSV by :func:`tubes_pickle_to_csv` (restricted unpickler, nothing executed);
-:func:`write_siim_datalist` reads that CSV, decodes the masks, resizes images and masks, and writes PNGs plus a
-decathlon-style ``datalist.json``.
+:func:`write_siim_datalist` reads that CSV, decodes the masks, reads the DICOMs
+(:func:`spatialspec.data.dicom.read_dicom`), resizes images and masks, and writes PNGs plus a decathlon-style
+``datalist.json``.
 """
 
 from __future__ import annotations
@@ -31,27 +32,15 @@ import numpy as np
 
 from spatialspec.atomic import atomic_write, write_json_atomic
 
+from .dicom import read_dicom
 from .export import StagedOutput, map_threads, resize_image, resize_mask, stratified_take, summarise_problems
 from .rle import parse_rle, rle_decode, rle_encode
 from .safe_pickle import load_label_dict
 from .tables import read_csv_rows
 
-__all__ = [
-    "rle_decode",
-    "rle_encode",
-    "read_rle_csv",
-    "read_tubes_csv",
-    "tubes_pickle_to_csv",
-    "siim_split",
-    "find_dicoms",
-    "read_dicom",
-    "resize_image",
-    "resize_mask",
-    "write_siim_datalist",
-    "SIIM_SPLIT_MODES",
-    "PAPER_SIIM_SIZES",
-    "UNKNOWN_TUBE",
-]
+__all__ = ["rle_decode", "rle_encode", "read_rle_csv", "read_tubes_csv", "tubes_pickle_to_csv", "siim_split",
+           "find_dicoms", "read_dicom", "resize_image", "resize_mask", "write_siim_datalist", "SIIM_SPLIT_MODES",
+           "PAPER_SIIM_SIZES", "UNKNOWN_TUBE"]
 
 SIIM_SPLIT_MODES = ("official", "random")
 # train / validation / test sizes of Sec. 5 (12,047 images, 1,951 of them with a chest-tube label)
@@ -235,7 +224,7 @@ def siim_split(image_ids: Sequence[str], y: Sequence[int], tubes: Mapping[str, t
     return assignment
 
 
-# --------------------------------------------------------------------------------------------------- images
+# --------------------------------------------------------------------------------------------------- datalist
 def find_dicoms(root: str | os.PathLike) -> dict[str, Path]:
     """Every ``ROOT/dicom-images-train/<dir>/<dir>/<SOPInstanceUID>.dcm``, as SOPInstanceUID -> path.
 
@@ -254,45 +243,6 @@ def find_dicoms(root: str | os.PathLike) -> dict[str, Path]:
     return found
 
 
-def read_dicom(path: str | os.PathLike) -> np.ndarray:
-    """Read an 8-bit grayscale DICOM through MONAI ``LoadImage`` (``PydicomReader``) as a ``rows x columns`` uint8
-    array in the orientation of the pixel data (the orientation of the SIIM run-length masks).
-
-    MONOCHROME1 images are inverted so that bright is dense, as in MONOCHROME2.
-
-    Raises:
-        ValueError: naming the file if it cannot be read or is not a single 8-bit grayscale frame.
-    """
-    from monai.data import PydicomReader
-    from monai.transforms import LoadImage
-
-    reader = PydicomReader(swap_ij=False, prune_metadata=False)
-    loader = LoadImage(reader=reader, image_only=False)
-    try:
-        with warnings.catch_warnings():
-            # plain radiographs have no ImageOrientationPatient: MONAI's identity affine is what we want
-            warnings.filterwarnings("ignore", message="PydicomReader: ImageOrientationPatient")
-            # the reader given at call time is the only one tried (no fallback to PIL or ITK for a broken file)
-            image, meta = loader(str(path), reader=reader)
-    except Exception as e:  # MONAI wraps the reader's error in a RuntimeError or OSError
-        raise ValueError(f"cannot read DICOM {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                         ) from None
-    array = np.asarray(image)
-    if array.ndim == 3 and 1 in array.shape:
-        array = array.reshape([s for s in array.shape if s != 1])
-    if array.ndim != 2:
-        raise ValueError(f"DICOM {path}: expected one grayscale frame, got pixel data of shape {array.shape}")
-    if array.size == 0 or array.min() < 0 or array.max() > 255 or not np.array_equal(array, np.round(array)):
-        raise ValueError(f"DICOM {path}: expected 8-bit grayscale pixels (0..255), got values in "
-                         f"[{array.min() if array.size else 'n/a'}, {array.max() if array.size else 'n/a'}]")
-    photometric = meta.get("00280004", {}).get("Value", ["MONOCHROME2"])[0]
-    array = array.astype(np.uint8)
-    if str(photometric).strip().upper() == "MONOCHROME1":
-        array = 255 - array
-    return array
-
-
-# --------------------------------------------------------------------------------------------------- datalist
 def _union_mask(rles: Sequence[str], height: int, width: int, image_id: str) -> np.ndarray:
     mask = np.zeros((height, width), dtype=bool)
     for rle in rles:
