@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["DEFAULT_BUNDLES", "install_label_app", "packaged_app_dir", "repository_bundles_dir"]
+__all__ = ["DEFAULT_BUNDLES", "install_label_app", "packaged_app_dir"]
 
 #: MONAI Label model name -> the spatialspec bundle that serves it.
 DEFAULT_BUNDLES: dict[str, str] = {
@@ -30,12 +30,6 @@ _BUNDLE_IGNORE = shutil.ignore_patterns("eval", "models", "runs", "mlruns", "mlr
 def packaged_app_dir() -> Path:
     """The MONAI Label app shipped inside the package (``spatialspec/label/app``)."""
     return Path(__file__).resolve().parent / "app"
-
-
-def repository_bundles_dir() -> Path | None:
-    """The ``bundles/`` folder beside the package when spatialspec runs from a checkout (editable install)."""
-    candidate = Path(__file__).resolve().parents[2] / "bundles"
-    return candidate if (candidate / DEFAULT_BUNDLES["segmentation"] / "configs").is_dir() else None
 
 
 def _check_checkpoint(name: str, bundle: Path, checkpoint: Path) -> None:
@@ -61,7 +55,8 @@ def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os
             checkpoint (``<bundle>/eval/models/model.pt`` after ``monai.bundle run``), installed as
             ``out/model/<name>/models/model.pt``.
         bundles: model name -> bundle folder, for models other than (or instead of) :data:`DEFAULT_BUNDLES`.
-        bundles_dir: where the default bundles live; the checkout's ``bundles/`` when omitted.
+        bundles_dir: where the default bundles live; ``$SPATIALSPEC_BUNDLES`` or the checkout's ``bundles/`` when
+            omitted (:func:`spatialspec.study.find_bundles_dir`).
         force: replace an existing ``out`` (its datastore-trained checkpoints are lost).
 
     Returns:
@@ -77,7 +72,7 @@ def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os
     if out.exists() and not force:
         raise ValueError(f"--out: {out} exists; pass --force to replace it")
     sources = {name: Path(path) for name, path in (bundles or {}).items()}
-    root = Path(bundles_dir) if bundles_dir is not None else repository_bundles_dir()
+    root = Path(bundles_dir) if bundles_dir is not None else None
     for name in checkpoints:
         if name in sources:
             continue
@@ -85,8 +80,9 @@ def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os
             raise ValueError(f"--checkpoint {name}: unknown model; the app serves {sorted(DEFAULT_BUNDLES)} or a name "
                              "given with --bundle NAME=DIR")
         if root is None:
-            raise FileNotFoundError("--bundles-dir: the spatialspec bundles were not found beside the package; pass "
-                                    "the repository's bundles/ folder")
+            from spatialspec.study.bundles import find_bundles_dir
+
+            root = find_bundles_dir()
         sources[name] = root / DEFAULT_BUNDLES[name]
     for name in checkpoints:
         for required in ("inference.yaml", "metadata.json"):

@@ -157,16 +157,14 @@ def test_split_keeps_strata_balance(paper_scale):
     index = {i: k for k, i in enumerate(ids)}
     pool = list(tubes)
     for split, size in (("test", 500), ("validation", 300)):
-        members = [i for i, s in assignment.items() if s == split]
-        assert len(members) == size
-        for cls in (0, 1):
-            for tube in (0, 1):
-                in_pool = sum(1 for i in pool if y[index[i]] == cls and tubes[i][0] == tube)
-                taken = sum(1 for i in members if y[index[i]] == cls and tubes[i][0] == tube)
-                # each (y, tube) stratum contributes its share of the draw, to within one image
-                share = in_pool * size / len(pool) if split == "test" else None
-                if share is not None:
-                    assert abs(taken - share) <= 1
+        assert sum(1 for s in assignment.values() if s == split) == size
+    test = [i for i, s in assignment.items() if s == "test"]
+    for cls in (0, 1):
+        for tube in (0, 1):
+            in_pool = sum(1 for i in pool if y[index[i]] == cls and tubes[i][0] == tube)
+            taken = sum(1 for i in test if y[index[i]] == cls and tubes[i][0] == tube)
+            # each (y, tube) stratum contributes its share of the test draw, to within one image
+            assert abs(taken - in_pool * 500 / len(pool)) <= 1
     # the labelled images not drawn stay in training, with their tube labels
     assert sum(1 for i in tubes if assignment[i] == "training") == len(tubes) - 800
 

@@ -73,7 +73,6 @@ def test_logit_method_surfaces_the_shortcut_conflicts_first(seed):
     top = {m: np.mean([conflicting[r["id"]] for r in rank_by_disagreement(binary, location, m)[:40]])
            for m in METHODS}
     assert top["logit"] == 1.0
-    assert top["logit"] >= top["rank"]
     # the raw gap follows the binary model's scale instead
     assert top["probability"] < 0.75
 

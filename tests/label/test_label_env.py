@@ -9,16 +9,15 @@ import pytest
 
 from tests.label.helpers import LABEL_VENV, REPO_ROOT
 
-pytestmark = [pytest.mark.label, pytest.mark.slow]
-
 PYTHON = LABEL_VENV / "bin" / "python"
+pytestmark = [pytest.mark.label, pytest.mark.slow,
+              pytest.mark.skipif(not PYTHON.exists(), reason=f"{PYTHON} missing: run scripts/install.sh --label")]
 # DICOM/PNG/NIfTI reading, RLE, transforms, metrics, costs and the label logic itself
-SUBSET = ["tests/data", "tests/transforms", "tests/metrics", "tests/cost", "tests/label", "tests/cli/test_data_real_cli.py"]
+SUBSET = ["tests/data", "tests/transforms", "tests/metrics", "tests/cost", "tests/label",
+          "tests/cli/test_data_real_cli.py"]
 
 
 def test_versions_of_the_label_environment():
-    if not PYTHON.exists():
-        pytest.skip(f"{PYTHON} missing: run `bash scripts/install.sh --label`")
     code = ("import numpy, pydicom, monailabel, importlib.util as u; "
             "print(numpy.__version__, pydicom.__version__, monailabel.__version__, u.find_spec('torchvision'))")
     out = subprocess.run([str(PYTHON), "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout
@@ -28,8 +27,6 @@ def test_versions_of_the_label_environment():
 
 
 def test_fast_suite_subset_passes_with_numpy_1_and_pydicom_2():
-    if not PYTHON.exists():
-        pytest.skip(f"{PYTHON} missing: run `bash scripts/install.sh --label`")
     result = subprocess.run([str(PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
                              "-x", *SUBSET], check=False, cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=1500)

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from email.parser import BytesParser
@@ -25,18 +24,13 @@ import requests
 from PIL import Image
 
 from spatialspec.label import install_label_app, rank_by_disagreement
+from tests.ports import free_port
 from tests.label.helpers import LABEL_VENV, REPO_ROOT, write_checkpoints, write_studies
 
 pytestmark = [pytest.mark.label, pytest.mark.slow]
 
 MONAILABEL = LABEL_VENV / "bin" / "monailabel"
 START_TIMEOUT = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_info(url: str, process: subprocess.Popen) -> dict | None:
@@ -73,7 +67,7 @@ def server(tmp_path_factory):
     app = install_label_app(root / "app", checkpoints, bundles_dir=REPO_ROOT / "bundles")
     studies = root / "studies"
     ids = write_studies(studies)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PATH=f"{LABEL_VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
                MONAI_LABEL_SESSION_PATH=str(root / "sessions"), PYTHONUNBUFFERED="1")
     log_path = root / "server.log"
@@ -88,8 +82,7 @@ def server(tmp_path_factory):
         if info is None:
             pytest.fail(f"monailabel start_server did not answer /info/ (exit code {process.poll()}):\n"
                         + log_path.read_text()[-4000:])
-        yield {"url": url, "info": info, "ids": ids, "app": app, "studies": studies, "log": log_path,
-               "pid": process.pid}
+        yield {"url": url, "info": info, "ids": ids, "app": app, "studies": studies, "log": log_path}
     finally:
         _stop(process)
 
@@ -212,8 +205,7 @@ def test_saved_label_then_disagreement_strategy_and_cost(server, tmp_path):
     # annotation cost per label type, from the saved label: 2 abnormalities -> 1 / 4 / 90 clicks at $36/h.
     # MONAI Label rescoring after each strategy call runs in the background; a second run waits for it (429).
     _score(server, {"hourly_rate": 36.0})
-    info = requests.get(f"{server['url']}/datastore/image/info", params={"image": labelled}, timeout=30).json()
-    facts = info["spatialspec_annotation"]
+    facts = _annotation_info(server, labelled)
     assert facts["source"] == "final label" and facts["abnormalities"] == 2
     assert facts["clicks"] == {"binary": 1.0, "bbox": 4.0, "seg": 90.0}
     assert facts["cost"] == pytest.approx({"binary": 0.01, "bbox": 0.04, "seg": 0.9})
@@ -252,7 +244,7 @@ def test_label_app_serve_binds_localhost_by_default(tmp_path):
         pytest.skip(f"the MONAI Label environment is not installed ({spatialspec} missing)")
     checkpoints = write_checkpoints(tmp_path / "checkpoints", seed=7)
     write_studies(tmp_path / "studies", count=2)
-    port = _free_port()
+    port = free_port()
     args = [str(spatialspec), "label-app", "--out", str(tmp_path / "app"), "--bundles-dir", str(REPO_ROOT / "bundles"),
             "--serve", "--studies", str(tmp_path / "studies"), "--port", str(port)]
     for name in ("segmentation", "binary"):

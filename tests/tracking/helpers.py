@@ -3,14 +3,14 @@ BufferedMLFlowHandler (trainer with per-iteration loss, validator-like per-epoch
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from ignite.engine import Engine, Events
 
 from spatialspec.tracking import BufferedMLFlowHandler
+from tests.ports import free_port
 
-__all__ = ["closed_port", "free_port", "run_loop", "LOSSES", "EPOCH_METRICS"]
+__all__ = ["closed_port", "run_loop", "LOSSES", "EPOCH_METRICS"]
 
 ITERATIONS, EPOCHS = 3, 2
 # the values the loop produces, computed here independently of the handler: iteration i has loss 1 / i, epoch e
@@ -18,13 +18,6 @@ ITERATIONS, EPOCHS = 3, 2
 LOSSES = {i: 1.0 / i for i in range(1, ITERATIONS * EPOCHS + 1)}
 EPOCH_METRICS = {"val_robust_auroc": {e: 0.5 + e / 10 for e in range(1, EPOCHS + 1)},
                  "val_overall_auroc": {e: 0.6 + e / 10 for e in range(1, EPOCHS + 1)}}
-
-
-def free_port() -> int:
-    """A TCP port free at the time of the call."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def closed_port() -> int:

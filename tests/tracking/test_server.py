@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tracking.helpers import closed_port, free_port
+from tests.ports import free_port
+from tests.tracking.helpers import closed_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = REPO_ROOT / "bundles" / "segmentation" / "configs"

@@ -93,8 +93,7 @@ class SpatialSpecApp(MONAILabelApp):
         return strategies
 
     def init_scoring_methods(self) -> dict[str, ScoringMethod]:
-        location = self._infers.get(self.location_model) if self.location_model else None
-        return {"annotation_cost": AnnotationCostScoring(location, self.location_model or "")}
+        return {"annotation_cost": AnnotationCostScoring(self._infers.get(self.location_model), self.location_model)}
 
     def info(self) -> dict[str, Any]:
         """MONAI Label's info, plus where each model's bundle lives."""

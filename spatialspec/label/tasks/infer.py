@@ -23,7 +23,7 @@ from monai.inferers import Inferer, SimpleInferer
 from monai.transforms import Compose, SaveImaged, SqueezeDimd
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
-from monailabel.utils.others.generic import name_to_device, strtobool
+from monailabel.utils.others.generic import strtobool
 
 from spatialspec.label.annotation import abnormality_boxes, count_abnormalities
 
@@ -71,8 +71,7 @@ class SpatialSpecInferTask(BasicInferTask):
         super().__init__(
             path=model_file, network=self.parser.get_parsed_content("network_def", instantiate=True), type=type,
             labels=labels, dimension=len(image_format.get("spatial_shape") or (0, 0)),
-            description=metadata.get("description", ""), load_strict=True,
-            preload=strtobool(conf.get("preload", "false")))
+            description=metadata.get("description", ""), preload=strtobool(conf.get("preload", "false")))
         self.version = metadata.get("version")
 
     def info(self) -> dict[str, Any]:
@@ -158,5 +157,5 @@ class BinaryInferTask(SpatialSpecInferTask):
 def image_probability(task: SpatialSpecInferTask, image_path: str, device: str | None = None) -> tuple[float, Any]:
     """Run ``task`` on one image without writing a result; returns its probability and the post-processed
     prediction (``pred``)."""
-    _, data = task({"image": image_path, "device": name_to_device(device), "skip_writer": True})
+    _, data = task({"image": image_path, "device": device, "skip_writer": True})
     return task.abnormal_probability(data), data.get(task.output_label_key)

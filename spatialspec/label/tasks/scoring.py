@@ -1,8 +1,8 @@
 """Scoring: what each label type would cost for each image (Saab et al. 2022, Sec. 4.1).
 
 For every image of the datastore the method counts the abnormalities, on the annotator's final label when there is
-one and otherwise on the location model's prediction (reused while that model's checkpoint is unchanged, so
-rescoring after every request stays cheap), prices a binary label, boxes and a mask with
+one and otherwise on the location model's prediction (reused while that model's checkpoint and the image file are
+unchanged, so rescoring after every request stays cheap), prices a binary label, boxes and a mask with
 :class:`spatialspec.cost.AnnotationCostModel`, and stores the result in the image's info under
 ``spatialspec_annotation`` (MONAI Label clients show image info). The response adds totals per label type.
 """
@@ -10,6 +10,7 @@ rescoring after every request stays cheap), prices a binary label, boxes and a m
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from monai.transforms import LoadImage
@@ -52,21 +53,23 @@ class AnnotationCostScoring(ScoringMethod):
         self.levels = levels
         self._loader = LoadImage(image_only=True)
 
-    def _count(self, image_id: str, datastore: Datastore, device: str | None) -> tuple[int, str, float | None] | None:
-        """The image's abnormality count, its source and (for a prediction) the checkpoint's time; a prediction is
-        reused while the checkpoint is unchanged."""
+    def _count(self, image_id: str, datastore: Datastore, previous: dict[str, Any], device: str | None
+               ) -> tuple[int, dict[str, Any]] | None:
+        """The image's abnormality count and where it comes from (``source``, and for a prediction the checkpoint's
+        and the image file's times); a stored prediction is reused while both are unchanged."""
         label_id = datastore.get_label_by_image_id(image_id, DefaultLabelTag.FINAL)
         if label_id:
             label = self._loader(datastore.get_label_uri(label_id, DefaultLabelTag.FINAL))
-            return count_abnormalities(label), "final label", None
+            return count_abnormalities(label), {"source": "final label"}
         if self.location is None:
             return None
-        source, version = f"prediction of '{self.location_name}'", self.location.checkpoint_mtime()
-        previous = datastore.get_image_info(image_id).get(INFO_KEY) or {}
-        if previous.get("source") == source and previous.get("checkpoint_mtime") == version:
-            return int(previous["abnormalities"]), source, version
-        _, prediction = image_probability(self.location, datastore.get_image_uri(image_id), device)
-        return count_abnormalities(prediction), source, version
+        path = datastore.get_image_uri(image_id)
+        origin = {"source": f"prediction of '{self.location_name}'",
+                  "checkpoint_mtime": self.location.checkpoint_mtime(), "image_mtime": os.stat(path).st_mtime}
+        if all(previous.get(key) == value for key, value in origin.items()):
+            return int(previous["abnormalities"]), origin
+        _, prediction = image_probability(self.location, path, device)
+        return count_abnormalities(prediction), origin
 
     def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any]:
         """Price every image and store the figures in its info."""
@@ -78,14 +81,14 @@ class AnnotationCostScoring(ScoringMethod):
         images: dict[str, dict[str, Any]] = {}
         totals = {level: 0.0 for level in self.levels}
         for image_id in datastore.list_images():
-            found = self._count(image_id, datastore, device)
+            previous = datastore.get_image_info(image_id).get(INFO_KEY) or {}
+            found = self._count(image_id, datastore, previous, device)
             if found is None:
                 continue
-            count, source, version = found
-            facts = {**annotation_costs(count, model, self.levels), "source": source}
-            if version is not None:
-                facts["checkpoint_mtime"] = version
-            datastore.update_image_info(image_id, {INFO_KEY: facts})
+            count, origin = found
+            facts = {**annotation_costs(count, model, self.levels), **origin}
+            if facts != previous:  # each update rewrites the datastore's JSON file
+                datastore.update_image_info(image_id, {INFO_KEY: facts})
             images[image_id] = facts
             for level, dollars in facts["cost"].items():
                 totals[level] = totals.get(level, 0.0) + dollars

@@ -2,15 +2,14 @@
 
 The next image to annotate is the unlabelled one on which the binary model and the location-supervised model
 disagree most about abnormality, compared over the unlabelled pool (standardised logits by default): where a
-shortcut shows (Saab et al. 2022, Sec. 3.2), a location label teaches the most. Probabilities are cached per image and checkpoint, so a new image or a retrained model is rescored and
-nothing else is.
+shortcut shows (Saab et al. 2022, Sec. 3.2), a location label teaches the most. Probabilities are cached per image
+and checkpoint, so a new image or a retrained model is rescored and nothing else is.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from typing import Any
 
 from monailabel.interfaces.datastore import Datastore
@@ -47,19 +46,16 @@ class ShortcutDisagreementStrategy(Strategy):
         self.location_name = location_name
         self.top = top
         self._cache: dict[tuple[str, str], tuple[tuple[float, float], float]] = {}
-        self._lock = threading.Lock()
 
     def _probability(self, role: str, image_id: str, path: str, device: str | None) -> float:
         """The model's probability for the image, recomputed only when the checkpoint or the image file changed."""
         task = self.binary if role == "binary" else self.location
         version = (task.checkpoint_mtime(), os.stat(path).st_mtime)
-        with self._lock:
-            cached = self._cache.get((role, image_id))
+        cached = self._cache.get((role, image_id))
         if cached is not None and cached[0] == version:
             return cached[1]
         probability, _ = image_probability(task, path, device)
-        with self._lock:
-            self._cache[(role, image_id)] = (version, probability)
+        self._cache[(role, image_id)] = (version, probability)
         return probability
 
     def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any]:
