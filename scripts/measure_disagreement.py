@@ -19,10 +19,8 @@ base rate, top-k rates, enrichment) and the printed table.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from spatialspec.data import load_split, parse_synthetic_overrides
 from spatialspec.embeddings import load_bundle_network
 from spatialspec.label import rank_by_disagreement
 from spatialspec.stats import nan_mean_std
-from spatialspec.study import RunSpec, StudyConfig, plan_runs, run_training
+from spatialspec.study import RunSpec, StudyConfig, plan_runs, run_dir, train_missing
 from spatialspec.study.bundles import find_bundles_dir
 from spatialspec.transforms.scores import batch_image_score
 
@@ -82,23 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = StudyConfig(levels=["binary", args.location_level], seeds=args.seeds, epochs=args.epochs,
                          binary_models=["classifier"], synthetic=synthetic, out_dir=str(out), tracking_uri="none")
     bundles = find_bundles_dir(None)
-    results_path = out / "results.json"
-    results: list[dict[str, Any]] = json.loads(results_path.read_text()) if results_path.is_file() else []
+
+    def progress(i: int, spec: RunSpec, records: list[dict[str, Any]] | None, seconds: float) -> None:
+        if records is not None:
+            print(f"{spec.key}: trained in {seconds:.0f} s", flush=True)
+
+    runs = plan_runs(config)
+    train_missing(config, runs, require_checkpoint=True, progress=progress)
     per_seed = {}
     for seed in args.seeds:
-        specs: dict[str, RunSpec] = {}
-        for spec in plan_runs(config):
-            if spec.seed != seed:
-                continue
-            specs["binary" if spec.level == "binary" else "location"] = spec
-            if not any(r.get("run_key") == spec.key for r in results):
-                started = time.perf_counter()
-                results.extend(run_training(config, spec))
-                write_json_atomic(results_path, results)
-                print(f"{spec.key}: trained in {time.perf_counter() - started:.0f} s", flush=True)
+        specs = {"binary" if spec.level == "binary" else "location": spec for spec in runs if spec.seed == seed}
         test = load_split("test", None, synthetic, seed)
         ids = [s["id"] for s in test]
-        prob = {role: probabilities(bundles / spec.bundle, out / "runs" / spec.key / "models" / "model.pt", test)
+        prob = {role: probabilities(bundles / spec.bundle, run_dir(config, spec) / "models" / "model.pt", test)
                 for role, spec in specs.items()}
         conflicting = {s["id"]: s["y"] != s["s"] for s in test}
         per_seed[seed] = {method: enrichment(rank_by_disagreement(dict(zip(ids, prob["binary"].tolist())),

@@ -46,7 +46,7 @@ from spatialspec.embeddings import (
     subgroup_cosine_similarity,
     umap_projection,
 )
-from spatialspec.study import RunSpec, StudyConfig, find_bundles_dir, plan_runs, run_training
+from spatialspec.study import RunSpec, StudyConfig, find_bundles_dir, plan_runs, run_dir, train_missing
 from spatialspec.theory import theory_measures
 
 __all__ = ["level_for_r", "main", "parse_args", "PAIR_KEYS"]
@@ -117,23 +117,16 @@ def _check_resume(out: Path, identity: dict[str, Any]) -> None:
     write_json_atomic(path, identity)
 
 
-def train_all(config: StudyConfig, runs: list[RunSpec], out: Path) -> list[dict[str, Any]]:
-    """Train every run not yet in ``out/results.json`` (with its checkpoint); rewrite the file after each run."""
-    results_path = out / "results.json"
-    results: list[dict[str, Any]] = json.loads(results_path.read_text()) if results_path.is_file() else []
-    for i, spec in enumerate(runs, 1):
-        checkpoint = out / "runs" / spec.key / "models" / "model.pt"
-        if any(r.get("run_key") == spec.key for r in results) and checkpoint.is_file():
+def train_all(config: StudyConfig, runs: list[RunSpec]) -> list[dict[str, Any]]:
+    """Train every run not yet in ``results.json`` with its checkpoint (:func:`spatialspec.study.train_missing`)."""
+    def progress(i: int, spec: RunSpec, records: list[dict[str, Any]] | None, seconds: float) -> None:
+        if records is None:
             print(f"[{i}/{len(runs)}] {spec.key}: done, skipped", flush=True)
-            continue
-        results = [r for r in results if r.get("run_key") != spec.key]
-        started = time.perf_counter()
-        records = run_training(config, spec)
-        results.extend(records)
-        write_json_atomic(results_path, results)
-        print(f"[{i}/{len(runs)}] {spec.key}: robust AUROC {records[0]['robust_auroc']:.3f}, "
-              f"{time.perf_counter() - started:.1f} s", flush=True)
-    return results
+        else:
+            print(f"[{i}/{len(runs)}] {spec.key}: robust AUROC {records[0]['robust_auroc']:.3f}, {seconds:.1f} s",
+                  flush=True)
+
+    return train_missing(config, runs, require_checkpoint=True, progress=progress)
 
 
 # ---------------------------------------------------------------------------------------------------- statistics
@@ -188,7 +181,7 @@ def embed_runs(config: StudyConfig, runs: list[RunSpec], out: Path) -> dict[str,
                      "datalist": config.datalist}
         if (spec.bundle, spec.seed) not in loaders:  # the test split depends on the seed, not on the level
             loaders[spec.bundle, spec.seed] = bundle_test_loader(bundle, overrides)
-        network = load_bundle_network(bundle, out / "runs" / spec.key / "models" / "model.pt", overrides)
+        network = load_bundle_network(bundle, run_dir(config, spec) / "models" / "model.pt", overrides)
         result = extract_embeddings(network, loaders[spec.bundle, spec.seed])
         embeddings[spec.key] = result
         buffer = io.BytesIO()
@@ -292,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_resume(out, {"epochs": args.epochs, "synthetic": params.to_dict(), "overrides": config.overrides})
     runs = plan_runs(config)
     started = time.perf_counter()
-    results = train_all(config, runs, out)
+    results = train_all(config, runs)
     print(f"training: {time.perf_counter() - started:.1f} s", flush=True)
 
     measures = theory_measures(rs, params, samples=args.samples, seed=0)

@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from spatialspec.atomic import atomic_write, save_figure_atomic, write_json_atom
 from spatialspec.cli.study import parse_override
 from spatialspec.data import parse_synthetic_overrides
 from spatialspec.stats import nan_mean_std
-from spatialspec.study import RunSpec, StudyConfig, plan_runs, run_training
+from spatialspec.study import RunSpec, StudyConfig, plan_runs, train_missing
 
 __all__ = ["METHODS", "DEFAULT_SYNTHETIC", "parse_args", "study_config", "method_runs", "summarize_figure4",
            "table4_markdown", "main"]
@@ -186,21 +185,15 @@ def _plot(rows: Sequence[dict[str, Any]], budgets: Sequence[int], figure: str, p
     return save_figure_atomic(fig, path)
 
 
-def _train(config: StudyConfig, runs: Sequence[RunSpec], out: Path) -> list[dict[str, Any]]:
-    """Train every run not yet in ``out/results.json``; rewrite the file after each run."""
-    results_path = out / "results.json"
-    results: list[dict[str, Any]] = json.loads(results_path.read_text()) if results_path.is_file() else []
-    for i, spec in enumerate(runs, 1):
-        if any(r.get("run_key") == spec.key for r in results):
-            print(f"[{i}/{len(runs)}] {spec.key}: done, skipped", flush=True)
-            continue
-        started = time.perf_counter()
-        records = run_training(config, spec)
-        results.extend(records)
-        write_json_atomic(results_path, results)
-        print(f"[{i}/{len(runs)}] {spec.key}: robust AUROC {records[0]['robust_auroc']:.3f}, overall "
-              f"{records[0]['overall_auroc']:.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
-    return results
+def _progress(total: int) -> Callable[[int, RunSpec, list[dict[str, Any]] | None, float], None]:
+    """The progress line printed per run by :func:`spatialspec.study.train_missing`."""
+    def progress(i: int, spec: RunSpec, records: list[dict[str, Any]] | None, seconds: float) -> None:
+        if records is None:
+            print(f"[{i}/{total}] {spec.key}: done, skipped", flush=True)
+        else:
+            print(f"[{i}/{total}] {spec.key}: robust AUROC {records[0]['robust_auroc']:.3f}, overall "
+                  f"{records[0]['overall_auroc']:.3f} ({seconds:.0f} s)", flush=True)
+    return progress
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                     "methods": args.methods, "synthetic": config.synthetic.to_dict(),
                                                     "overrides": config.overrides, "runs": [r.key for r in runs]})
     started = time.perf_counter()
-    results = _train(config, runs, out)
+    results = train_missing(config, runs, progress=_progress(len(runs)))
     rows = summarize_figure4(results, args.methods, args.budgets, args.seeds, args.budgets_of)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))

@@ -10,7 +10,7 @@ from spatialspec.levels import parse_levels
 
 from .types import non_negative_int, positive_number
 
-__all__ = ["register"]
+__all__ = ["add_cost_model_arguments", "cost_model_from_args", "register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,12 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="number of positive images to annotate (m)")
     parser.add_argument("--negatives", type=non_negative_int, default=0,
                         help="negative images, 1 click each at every level (default 0, as in the paper)")
-    parser.add_argument("--seg-clicks", type=positive_number, default=45.0,
-                        help="clicks to draw one abnormality's mask (n; default 45, Yi 2020)")
-    parser.add_argument("--click-seconds", type=positive_number, default=1.0, help="seconds per click (c; default 1)")
-    parser.add_argument("--hourly-rate", type=positive_number, default=100.0, help="dollars per hour (default 100)")
-    parser.add_argument("--abnormalities-per-image", type=positive_number, default=1.0,
-                        help="average abnormalities of a positive image (a; default 1)")
+    add_cost_model_arguments(parser)
     parser.add_argument("--patch-cells", type=positive_number, default=None,
                         help="average grid cells one abnormality touches, needed for patch:K levels (K > 1)")
     parser.add_argument("--levels", default=",".join(DEFAULT_COST_LEVELS),
@@ -37,10 +32,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_cost)
 
 
+def add_cost_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the Sec. 4.1 click model (:class:`spatialspec.cost.AnnotationCostModel`), shared by ``cost``
+    and ``plan``; :func:`cost_model_from_args` reads them back."""
+    parser.add_argument("--seg-clicks", type=positive_number, default=45.0,
+                        help="clicks to draw one abnormality's mask (n; default 45, Yi 2020)")
+    parser.add_argument("--click-seconds", type=positive_number, default=1.0, help="seconds per click (c; default 1)")
+    parser.add_argument("--hourly-rate", type=positive_number, default=100.0, help="dollars per hour (default 100)")
+    parser.add_argument("--abnormalities-per-image", type=positive_number, default=1.0,
+                        help="average abnormalities of a positive image (a; default 1)")
+
+
+def cost_model_from_args(args: argparse.Namespace, **extra: float | None) -> AnnotationCostModel:
+    """The cost model of the options :func:`add_cost_model_arguments` registered (plus ``extra`` fields)."""
+    return AnnotationCostModel(seg_clicks=args.seg_clicks, click_seconds=args.click_seconds,
+                               hourly_rate=args.hourly_rate, abnormalities_per_image=args.abnormalities_per_image,
+                               **extra)
+
+
 def _cost(args: argparse.Namespace) -> int:
-    model = AnnotationCostModel(seg_clicks=args.seg_clicks, click_seconds=args.click_seconds,
-                                hourly_rate=args.hourly_rate, abnormalities_per_image=args.abnormalities_per_image,
-                                patch_cells_per_abnormality=args.patch_cells)
+    model = cost_model_from_args(args, patch_cells_per_abnormality=args.patch_cells)
     try:
         levels = parse_levels(args.levels)
     except ValueError as e:

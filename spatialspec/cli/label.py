@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "segmentation=bundles/segmentation/eval/models/model.pt")
     parser.add_argument("--bundle", action="append", metavar="NAME=DIR",
                         help="serve this bundle folder under NAME instead of the default one, repeatable")
-    parser.add_argument("--bundles-dir", help="where the spatialspec bundles live (default: $SPATIALSPEC_BUNDLES or the checkout's bundles/)")
+    parser.add_argument("--bundles-dir", help="where the spatialspec bundles live (default: $SPATIALSPEC_BUNDLES or "
+                                              "the checkout's bundles/)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder")
     parser.add_argument("--serve", action="store_true", help="then run `monailabel start_server` on the app")
     parser.add_argument("--studies", help="with --serve: the studies folder (images; labels go to labels/final)")

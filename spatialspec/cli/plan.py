@@ -7,10 +7,10 @@ import argparse
 import json
 import math
 
-from spatialspec.cost import AnnotationCostModel
 from spatialspec.cost.planner import BudgetPlanner, curves_from_records, load_results, records_from_mlflow
 
-from .types import dollars, fraction, non_negative_int, positive_number
+from .cost import add_cost_model_arguments, cost_model_from_args
+from .types import dollars, fraction, non_negative_int
 
 __all__ = ["register"]
 
@@ -38,11 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--training-size", type=non_negative_int, default=None,
                         help="training images behind runs without a label budget (location_labels 'all'); those "
                              "runs are left out without it")
-    parser.add_argument("--seg-clicks", type=positive_number, default=45.0, help="clicks per mask (n; default 45)")
-    parser.add_argument("--click-seconds", type=positive_number, default=1.0, help="seconds per click (c; default 1)")
-    parser.add_argument("--hourly-rate", type=positive_number, default=100.0, help="dollars per hour (default 100)")
-    parser.add_argument("--abnormalities-per-image", type=positive_number, default=1.0,
-                        help="average abnormalities of a positive image (a; default 1)")
+    add_cost_model_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=_plan)
 
@@ -57,8 +53,7 @@ def _plan(args: argparse.Namespace) -> int:
     records = (records_from_mlflow(args.mlflow, args.experiment, args.score) if args.mlflow
                else load_results(args.results))
     curves = curves_from_records(records, score=args.score, training_size=args.training_size)
-    model = AnnotationCostModel(seg_clicks=args.seg_clicks, click_seconds=args.click_seconds,
-                                hourly_rate=args.hourly_rate, abnormalities_per_image=args.abnormalities_per_image)
+    model = cost_model_from_args(args)
     planner = BudgetPlanner(curves, model, positive_fraction=args.positive_fraction)
     plan = planner.plan(args.budget)
     if args.json:

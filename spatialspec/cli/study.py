@@ -22,7 +22,7 @@ from spatialspec.study.bundles import study_level
 from spatialspec.study.tracking import log_study_run
 from spatialspec.tracking import BUFFER_NAME
 
-__all__ = ["register", "parse_override"]
+__all__ = ["register", "add_study_arguments", "config_from_args", "parse_override"]
 
 
 def _csv(value: str) -> list[str]:
@@ -35,6 +35,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description="Train every spatial-specificity level with every seed through the bundles, "
                                         "evaluate robust and subgroup AUROC on the test split, log to MLflow, and "
                                         "write results.json, summary.csv and robust_auroc.png.")
+    parser.add_argument("--out", default="runs/study", help="output folder (default: %(default)s)")
+    add_study_arguments(parser, "spatialspec-study", "MLflow tracking URI (default: sqlite:///<out>/mlruns.db; "
+                                                     "'none' disables tracking)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_study)
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, experiment_name: str, tracking_help: str) -> None:
+    """The options that describe a study (data, levels, seeds, scores, models, epochs, label budgets, overrides,
+    tracking, bundles), shared by ``spatialspec study`` and ``spatialspec sweep plan`` (see
+    :func:`config_from_args`)."""
     parser.add_argument("--dataset", choices=("synthetic", "datalist"), default="synthetic",
                         help="the built-in synthetic data (default) or the file given by --datalist")
     parser.add_argument("--datalist", help="decathlon-style datalist.json (implies --dataset datalist)")
@@ -55,13 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="data-model parameter, repeatable, e.g. --synthetic mu_s=-8 --synthetic n=32")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="bundle config override for every run, repeatable, e.g. --set learning_rate=0.0003")
-    parser.add_argument("--out", default="runs/study", help="output folder (default: %(default)s)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<out>/mlruns.db; 'none' "
-                                               "disables tracking)")
-    parser.add_argument("--experiment-name", default="spatialspec-study")
+    parser.add_argument("--tracking-uri", help=tracking_help)
+    parser.add_argument("--experiment-name", default=experiment_name)
     parser.add_argument("--bundles-dir", help="folder holding the bundles (default: the source tree's bundles/)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(handler=_study)
 
 
 def parse_override(item: str) -> tuple[str, object]:

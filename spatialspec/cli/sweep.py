@@ -9,7 +9,8 @@ import sys
 
 from spatialspec.sweep import read_plan, run_plan, write_plan
 
-from .study import config_from_args
+from .study import add_study_arguments, config_from_args
+from .types import positive_int
 
 __all__ = ["register"]
 
@@ -21,28 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     plan = kinds.add_parser("plan", help="write one entry per run: its key and its monai.bundle command line")
     plan.add_argument("--out", required=True, help="the plan file to write (JSON)")
     plan.add_argument("--out-dir", default="runs/sweep", help="where the runs write (default: %(default)s)")
-    plan.add_argument("--dataset", choices=("synthetic", "datalist"), default="synthetic")
-    plan.add_argument("--datalist", help="decathlon-style datalist.json (implies --dataset datalist)")
-    plan.add_argument("--levels", default="binary,bbox,seg", help="comma-separated levels, as for `spatialspec study`")
-    plan.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
-    plan.add_argument("--score", default="mean", help="image score of the checkpoint selection (default: mean)")
-    plan.add_argument("--binary-model", default="pixel", help="comma-separated models for the binary level")
-    plan.add_argument("--epochs", type=int, default=50)
-    plan.add_argument("--location-labels", default="all", metavar="N1,N2,...",
-                      help="comma-separated label budgets and/or 'all' (default: all)")
-    plan.add_argument("--synthetic", action="append", default=[], metavar="KEY=VALUE",
-                      help="data-model parameter, repeatable")
-    plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                      help="bundle config override for every run, repeatable")
-    plan.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<out-dir>/mlruns.db; 'none' "
-                      "disables tracking and the skipping of finished runs)")
-    plan.add_argument("--experiment-name", default="spatialspec-sweep")
-    plan.add_argument("--bundles-dir", help="folder holding the bundles (default: the source tree's bundles/)")
+    add_study_arguments(plan, "spatialspec-sweep", "MLflow tracking URI (default: sqlite:///<out-dir>/mlruns.db; "
+                                                   "'none' disables tracking and the skipping of finished runs)")
     plan.set_defaults(handler=_plan)
 
     run = kinds.add_parser("run", help="run a plan locally; runs FINISHED in MLflow are skipped")
     run.add_argument("plan", help="plan.json written by `spatialspec sweep plan`")
-    run.add_argument("--jobs", type=int, default=1, help="concurrent runs (default: 1)")
+    run.add_argument("--jobs", type=positive_int, default=1, help="concurrent runs (default: 1)")
     run.add_argument("--log-dir", help="one <key>.log per run (default: <out-dir>/logs)")
     run.set_defaults(handler=_run)
 
@@ -57,8 +43,6 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     plan = read_plan(args.plan)
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
 
     def progress(outcome):
         print(f"{outcome.key}: {outcome.status}" + (f" ({outcome.wall_s:.1f} s)" if outcome.wall_s else ""),

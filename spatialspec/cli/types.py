@@ -7,7 +7,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["checked_number", "non_negative_int", "positive_number", "dollars", "fraction"]
+__all__ = ["checked_number", "non_negative_int", "positive_int", "positive_number", "dollars", "fraction"]
 
 
 def checked_number(cast: Callable[[str], float], accept: Callable[[float], bool], parse_message: str,
@@ -28,6 +28,7 @@ def checked_number(cast: Callable[[str], float], accept: Callable[[float], bool]
 
 
 non_negative_int = checked_number(int, lambda v: v >= 0, "must be an integer >= 0")
+positive_int = checked_number(int, lambda v: v >= 1, "must be an integer >= 1")
 positive_number = checked_number(float, lambda v: math.isfinite(v) and v > 0, "must be a number > 0",
                                  "must be a finite number > 0")
 dollars = checked_number(float, lambda v: math.isfinite(v) and v >= 0, "must be a number of dollars >= 0",

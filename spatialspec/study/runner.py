@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,8 @@ from spatialspec.transforms.scores import parse_score
 
 from .bundles import BASELINES, BINARY_MODELS, METHODS, bundle_for, find_bundles_dir, method_configs, study_level
 
-__all__ = ["StudyConfig", "RunSpec", "plan_runs", "run_training", "run_study", "study_params"]
+__all__ = ["StudyConfig", "RunSpec", "plan_runs", "run_dir", "run_training", "run_study", "study_params",
+           "train_missing", "train_overrides"]
 
 
 @dataclass
@@ -160,6 +162,31 @@ def _tracking_settings(buffer_file: str | Path | None = None) -> dict:
     return mlflow_settings(None if buffer_file is None else str(buffer_file), engines=("trainer", "validator"))
 
 
+def run_dir(config: StudyConfig, spec: RunSpec) -> Path:
+    """Where :func:`run_training` writes a run: ``<out_dir>/runs/<key>``, its best checkpoint under
+    ``models/model.pt``."""
+    return Path(config.out_dir).resolve() / "runs" / spec.key
+
+
+def train_overrides(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
+    """The bundle overrides that train ``spec``: bundle root, output folder (:func:`run_dir`), level, seed, epochs,
+    data (``datalist`` when set, else the synthetic parameters), label budget and the study's extra overrides."""
+    overrides = {
+        "bundle_root": str(find_bundles_dir(config.bundles_dir) / spec.bundle),
+        # an expression, so that MONAI's tracking patch can append the executed-config file name to it
+        "output_dir": "$" + repr(str(run_dir(config, spec))),
+        "level": spec.level,
+        "seed": spec.seed,
+        "epochs": config.epochs,
+        "synthetic": config.synthetic.to_dict(),
+        "datalist": config.datalist,
+        **config.overrides,
+    }
+    if spec.location_labels is not None:
+        overrides["location_labels"] = spec.location_labels
+    return overrides
+
+
 def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     """Train one run through its bundle's ``train.yaml`` and evaluate its best checkpoint on the test split for every
     score through ``evaluate.yaml``.
@@ -170,23 +197,8 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
         evaluation), ``best_epoch``, ``key_metric`` (the validation figure that chose the checkpoint: ``val_loss``,
         or ``val_robust_auroc`` for the baselines), its ``best_key_metric`` and the MLflow ``run_id`` (or ``None``).
     """
-    bundles_dir = find_bundles_dir(config.bundles_dir)
-    bundle_root = bundles_dir / spec.bundle
-    configs = bundle_root / "configs"
-    out = Path(config.out_dir).resolve() / "runs" / spec.key
-    common = {
-        "bundle_root": str(bundle_root),
-        # an expression, so that MONAI's tracking patch can append the executed-config file name to it
-        "output_dir": "$" + repr(str(out)),
-        "level": spec.level,
-        "seed": spec.seed,
-        "epochs": config.epochs,
-        "synthetic": config.synthetic.to_dict(),
-        "datalist": config.datalist,
-        **config.overrides,
-    }
-    if spec.location_labels is not None:
-        common["location_labels"] = spec.location_labels
+    configs = find_bundles_dir(config.bundles_dir) / spec.bundle / "configs"
+    common = train_overrides(config, spec)
     config_files = [configs / name for name in spec.config_files]
     tracking = None
     if config.tracking_enabled:
@@ -290,6 +302,39 @@ def run_study(config: StudyConfig, progress: Callable[[RunSpec, list[dict[str, A
         write_json_atomic(out / "results.json", results)
         if progress is not None:
             progress(spec, records)
+    return results
+
+
+def train_missing(config: StudyConfig, runs: Sequence[RunSpec], require_checkpoint: bool = False,
+                  progress: Callable[[int, RunSpec, list[dict[str, Any]] | None, float], None] | None = None
+                  ) -> list[dict[str, Any]]:
+    """Train the runs whose records are not yet in ``<out_dir>/results.json``, rewriting it (atomically) after each
+    run: a rerun resumes an interrupted reproduction.
+
+    Args:
+        config: the study the runs belong to.
+        runs: the runs, in training order.
+        require_checkpoint: also retrain a recorded run whose checkpoint is gone (its old records are replaced).
+        progress: called per run with its 1-based index, spec, new records (``None`` when skipped) and seconds.
+
+    Returns:
+        every record of ``results.json``.
+    """
+    results_path = Path(config.out_dir) / "results.json"
+    results: list[dict[str, Any]] = json.loads(results_path.read_text()) if results_path.is_file() else []
+    for i, spec in enumerate(runs, 1):
+        recorded = any(r.get("run_key") == spec.key for r in results)
+        if recorded and (not require_checkpoint or (run_dir(config, spec) / "models" / "model.pt").is_file()):
+            if progress is not None:
+                progress(i, spec, None, 0.0)
+            continue
+        results = [r for r in results if r.get("run_key") != spec.key]
+        started = time.perf_counter()
+        records = run_training(config, spec)
+        results.extend(records)
+        write_json_atomic(results_path, results)
+        if progress is not None:
+            progress(i, spec, records, time.perf_counter() - started)
     return results
 
 

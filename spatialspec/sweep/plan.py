@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from spatialspec.atomic import write_json_atomic
-from spatialspec.study.bundles import find_bundles_dir
-from spatialspec.study.runner import RunSpec, StudyConfig, plan_runs
+from spatialspec.study.runner import RunSpec, StudyConfig, plan_runs, run_dir, train_overrides
 
 __all__ = ["PLAN_FORMAT", "run_command", "make_plan", "write_plan", "read_plan"]
 
@@ -21,25 +20,15 @@ PLAN_FORMAT = 1
 def run_command(config: StudyConfig, spec: RunSpec) -> list[str]:
     """The argument list (``python -m monai.bundle run ...``) that trains ``spec`` with its bundle: output under
     ``<out_dir>/runs/<key>``, MLflow run named by the run key (unless tracking is ``none``)."""
-    bundle_root = find_bundles_dir(config.bundles_dir).resolve() / spec.bundle
-    configs = [str(bundle_root / "configs" / name) for name in spec.config_files]
-    out = Path(config.out_dir).resolve() / "runs" / spec.key
+    overrides = train_overrides(config, spec)
+    configs = [str(Path(overrides["bundle_root"]) / "configs" / name) for name in spec.config_files]
     argv = ["python", "-m", "monai.bundle", "run",
             "--config_file", configs[0] if len(configs) == 1 else repr(configs),
-            "--meta_file", str(bundle_root / "configs" / "metadata.json"),
-            "--bundle_root", str(bundle_root),
-            # an expression, so that MONAI's tracking patch can append the executed-config file name to it
-            "--output_dir", "$" + repr(str(out)),
-            "--level", spec.level, "--seed", str(spec.seed), "--epochs", str(config.epochs),
+            "--meta_file", str(Path(overrides["bundle_root"]) / "configs" / "metadata.json"),
             "--score", config.scores[0]]
-    if config.datalist:
-        argv += ["--datalist", str(Path(config.datalist).resolve())]
-    else:
-        argv += ["--synthetic", repr(config.synthetic.to_dict())]
-    if spec.location_labels is not None:
-        argv += ["--location_labels", str(spec.location_labels)]
-    for key, value in config.overrides.items():
-        argv += [f"--{key}", repr(value) if not isinstance(value, str) else value]
+    for key, value in overrides.items():
+        if value is not None:  # datalist None: the bundle's default, the synthetic data
+            argv += [f"--{key}", value if isinstance(value, str) else repr(value)]
     if config.tracking_enabled:
         argv += ["--tracking", "mlflow", "--tracking_uri", config.resolved_tracking_uri(),
                  "--experiment_name", config.experiment_name, "--run_name", spec.key]
@@ -54,7 +43,7 @@ def make_plan(config: StudyConfig) -> dict[str, Any]:
         argv = run_command(config, spec)
         runs.append({"key": spec.key, "bundle": spec.bundle, "level": spec.level, "model": spec.model,
                      "seed": spec.seed, "location_labels": spec.location_labels,
-                     "output_dir": str(Path(config.out_dir).resolve() / "runs" / spec.key),
+                     "output_dir": str(run_dir(config, spec)),
                      "argv": argv, "command": shlex.join(argv)})
     keys = [r["key"] for r in runs]
     if len(set(keys)) != len(keys):
