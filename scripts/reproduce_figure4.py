@@ -22,8 +22,6 @@ form: robust AUROC mean +- std per method and budget) and ``figure4_config.json`
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import logging
 import math
 import sys
@@ -36,7 +34,7 @@ from spatialspec.atomic import atomic_write, save_figure_atomic, write_json_atom
 from spatialspec.cli.study import parse_override
 from spatialspec.data import parse_synthetic_overrides
 from spatialspec.stats import nan_mean_std
-from spatialspec.study import RunSpec, StudyConfig, plan_runs, train_missing
+from spatialspec.study import RunSpec, StudyConfig, plan_runs, train_missing, write_summary_csv
 
 __all__ = ["METHODS", "DEFAULT_SYNTHETIC", "parse_args", "study_config", "method_runs", "summarize_figure4",
            "table4_markdown", "main"]
@@ -216,11 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     results = train_missing(config, runs, progress=_progress(len(runs)))
     rows = summarize_figure4(results, args.methods, args.budgets, args.seeds, args.budgets_of)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(out / "figure4.csv", buffer.getvalue())
+    write_summary_csv(rows, out / "figure4.csv")
     m = config.synthetic.m
     title = f"synthetic data (m = {m}, mu_a = {config.synthetic.mu_a:g})"
     for figure in FIGURES:

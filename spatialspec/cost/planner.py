@@ -300,11 +300,6 @@ def load_results(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     return records
 
 
-# which model a bundle's MLflow run trained, from its logged parameters (run_params of the bundles)
-_BUNDLE_MODELS = {"binary_classification": "classifier", "jtt_classification": "jtt",
-                  "george_classification": "george", "seg_ssl": "ssl"}
-
-
 def records_from_mlflow(tracking_uri: str, experiment_name: str, score: str = "mean") -> list[dict[str, Any]]:
     """Study records from the MLflow runs of a study: each training run logged by ``spatialspec study`` carries its
     bundle's parameters (``bundle``, ``level``, ``seed``, ``location_labels``, ``method``) and its test figures
@@ -314,6 +309,12 @@ def records_from_mlflow(tracking_uri: str, experiment_name: str, score: str = "m
         ValueError: naming the experiment when it does not exist.
     """
     from mlflow.tracking import MlflowClient
+
+    # which model a bundle's run trained (imported here: spatialspec.study loads monai.bundle)
+    from spatialspec.study.bundles import BASELINES, METHOD_BUNDLES, bundle_for
+
+    bundle_models = {**{bundle: model for model, bundle in BASELINES.items()},
+                     bundle_for("binary", "classifier"): "classifier", METHOD_BUNDLES["ssl"][0]: "ssl"}
 
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
@@ -326,7 +327,7 @@ def records_from_mlflow(tracking_uri: str, experiment_name: str, score: str = "m
         robust = metrics.get(f"test_robust_auroc_{suffix}")
         if robust is None or "level" not in params:
             continue
-        model = params.get("method") or _BUNDLE_MODELS.get(params.get("bundle", ""), "pixel")
+        model = params.get("method") or bundle_models.get(params.get("bundle", ""), "pixel")
         budget = params.get("location_labels", "none")
         records.append({"level": params["level"], "model": model, "score": score,
                         "seed": int(params["seed"]) if "seed" in params else None,

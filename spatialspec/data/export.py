@@ -94,7 +94,6 @@ class StagedOutput:
         self.created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         self.root = Path(tempfile.mkdtemp(dir=out, prefix=".staging-"))
-        self.written: list[str] = []
 
     def write_png(self, rel: str, array: np.ndarray) -> None:
         save_png(self.root / rel, array)

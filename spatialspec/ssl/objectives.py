@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from monai.data import MetaTensor
-from monai.utils import min_version, optional_import
+from monai.utils import convert_to_tensor, min_version, optional_import
 from torch import nn
 
 from spatialspec.losses.cross_entropy import ChannelCrossEntropyLoss
@@ -36,15 +35,11 @@ else:
 __all__ = ["ImageSimilarityLoss", "SemiSupervisedObjective", "PixelSimilarityObjective", "labels_at"]
 
 
-def _plain(tensor: Any) -> torch.Tensor:
-    return tensor.as_tensor() if isinstance(tensor, MetaTensor) else torch.as_tensor(tensor)
-
-
 def labels_at(labels: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """``B x 1 x spatial`` 0/1 labels at the spatial ``size`` of a feature map: the fraction of positive pixels each
     feature-map pixel covers (area interpolation), so that :class:`spatialspec.losses.PixelSimilarityLoss` counts a
     feature-map pixel as positive when more than half of it is (it thresholds at 0.5). Unchanged at equal size."""
-    labels = _plain(labels).float()
+    labels = convert_to_tensor(labels, track_meta=False).float()
     if tuple(labels.shape[2:]) == tuple(size):
         return labels
     return F.interpolate(labels, size=tuple(size), mode="area")
@@ -93,12 +88,13 @@ class _EpochMeans:
         self.prefix, self.sums, self.counts = prefix, {}, {}
 
     def add(self, name: str, value: torch.Tensor) -> None:
-        self.sums[name] = self.sums.get(name, 0.0) + float(value.detach())
+        # summed on the value's device: no host synchronisation in the training step, one per term at epoch end
+        self.sums[name] = self.sums.get(name, 0.0) + value.detach().double()
         self.counts[name] = self.counts.get(name, 0) + 1
 
     def report(self, engine: Engine) -> None:
         for name, total in self.sums.items():
-            engine.state.metrics[f"{self.prefix}_{name}"] = total / self.counts[name]
+            engine.state.metrics[f"{self.prefix}_{name}"] = float(total) / self.counts[name]
         self.sums, self.counts = {}, {}
 
 
@@ -161,7 +157,7 @@ class SemiSupervisedObjective:
             except StopIteration:
                 continue
             images = batch[self.image_key] if isinstance(batch, dict) else batch
-            return _plain(images)
+            return convert_to_tensor(images, track_meta=False)
         return None
 
     def __call__(self, pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -172,7 +168,7 @@ class SemiSupervisedObjective:
         images = self.next_unlabelled() if self.ssl_weight > 0.0 else None
         if images is None or images.shape[0] == 0:
             return ce
-        images = images.to(_plain(pred).device)
+        images = images.to(convert_to_tensor(pred, track_meta=False).device)
         first, flips_first = self.augment(images)
         second, flips_second = self.augment(images)
         self.network(torch.cat([first, second]))

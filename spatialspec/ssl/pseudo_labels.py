@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
-from monai.utils import min_version, optional_import
+from monai.utils import convert_to_tensor, min_version, optional_import
 from torch.utils.data import Dataset
 
 from spatialspec.atomic import atomic_write
+from spatialspec.embeddings.checkpoint import load_checkpoint_state
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 if TYPE_CHECKING:
@@ -92,10 +92,8 @@ def predict_masks(network: torch.nn.Module, data_loader: Any, image_key: str = "
     try:
         with torch.no_grad():
             for batch in data_loader:
-                images = batch[image_key]
-                images = images.as_tensor() if isinstance(images, MetaTensor) else torch.as_tensor(images)
-                logits = network(images.to(device))
-                logits = logits.as_tensor() if isinstance(logits, MetaTensor) else logits
+                logits = convert_to_tensor(network(convert_to_tensor(batch[image_key], track_meta=False).to(device)),
+                                           track_meta=False)
                 masks.append(logits.argmax(dim=1, keepdim=True).cpu().numpy())
                 for k in keys:
                     if k in batch:
@@ -137,8 +135,7 @@ class PseudoLabelWriter:
         if network is None:
             raise AttributeError("PseudoLabelWriter: the engine has no network: attach it to a SupervisedTrainer")
         if self.checkpoint is not None and self.checkpoint.is_file():
-            state = torch.load(self.checkpoint, map_location=next(network.parameters()).device, weights_only=True)
-            network.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+            network.load_state_dict(load_checkpoint_state(self.checkpoint, next(network.parameters()).device))
         out = predict_masks(network, self.data_loader, self.image_key, keys=(self.labelled_key, "y"))
         if self.labelled_key not in out:
             raise KeyError(f"PseudoLabelWriter: the batches have no {self.labelled_key!r} key")

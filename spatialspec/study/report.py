@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from spatialspec.atomic import atomic_write, save_figure_atomic
+from spatialspec.cost.planner import option_name
 from spatialspec.stats import nan_mean_std
 
 __all__ = ["summarize", "write_summary_csv", "plot_results", "format_table", "row_label", "SUMMARY_FIGURES"]
@@ -22,8 +23,7 @@ SUMMARY_FIGURES = ("robust_auroc", "overall_auroc", "worst_pair_auroc")
 def row_label(record: dict[str, Any]) -> str:
     """How a record's level is shown: ``binary (classifier)`` for the classifier, ``binary (jtt)`` for a baseline,
     ``seg (ssl)`` for a method, the level name otherwise; `` n=40`` follows when the run had a label budget."""
-    model = record.get("model", "pixel")
-    label = record["level"] if model == "pixel" else f"{record['level']} ({model})"
+    label = option_name(record["level"], record.get("model", "pixel"))
     budget = record.get("location_labels")
     return label if budget is None else f"{label} n={budget}"
 
