@@ -83,21 +83,16 @@ class BufferedMLFlowHandler(MLFlowHandler):
             MLFlowHandler._log_params(self, params)
             self.buffer.note_params(self.experiment_name, self._run_ref()[0], params)
 
-        self._guarded(online, "params", params={k: str(v) for k, v in params.items()})
+        self.buffer.attempt(online, lambda: self._record("params", params={k: str(v) for k, v in params.items()}))
 
     def _log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        timestamp = int(time.time() * 1000)
-        points = [metric_entry(k, v, timestamp, step or 0) for k, v in flatten_dict(metrics).items()]
+        # MONAI's own call when the store answers; the buffer's records are built only when it does not
+        def offline() -> None:
+            timestamp = int(time.time() * 1000)
+            self._record("metrics", metrics=[metric_entry(k, v, timestamp, step or 0)
+                                             for k, v in flatten_dict(metrics).items()])
 
-        def online() -> None:
-            from mlflow.entities import Metric
-
-            if not self.cur_run:
-                raise ValueError("Current Run is not Active to log metrics")
-            self.client.log_batch(run_id=self.cur_run.info.run_id, metrics=[Metric(**p) for p in points], params=[],
-                                  tags=[])
-
-        self._guarded(online, "metrics", metrics=points)
+        self.buffer.attempt(lambda: MLFlowHandler._log_metrics(self, metrics, step), offline)
 
     def complete(self) -> None:
         """Log the artifacts (the executed config) at the end of the engine's run, or buffer their paths."""
