@@ -67,8 +67,8 @@ def _is_state_dict(value: Any) -> bool:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
 
 
-def load_checkpoint_state(path: str | os.PathLike, map_location: str | torch.device = "cpu", key: str = "model"
-                          ) -> dict[str, torch.Tensor]:
+def load_checkpoint_state(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                          key: str | Sequence[str] = "model") -> dict[str, torch.Tensor]:
     """The network state dict of a checkpoint file, loaded with ``torch.load(..., weights_only=True)``.
 
     Accepts ``{key: state_dict, ...}`` (MONAI ``CheckpointSaver`` with several objects, e.g. model and optimizer) or
@@ -77,7 +77,8 @@ def load_checkpoint_state(path: str | os.PathLike, map_location: str | torch.dev
     Args:
         path: the checkpoint file (e.g. ``<run>/models/model.pt``).
         map_location: where tensors are loaded.
-        key: the entry that holds the network's state dict in a multi-object checkpoint.
+        key: the entry that holds the network's state dict in a multi-object checkpoint, or several entries tried
+            in order.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
@@ -93,12 +94,15 @@ def load_checkpoint_state(path: str | os.PathLike, map_location: str | torch.dev
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"checkpoint {path}: refused or unreadable with torch.load(weights_only=True), which only "
                          f"loads tensors and plain containers: {first_line}") from None
-    if isinstance(content, Mapping) and key in content and _is_state_dict(content[key]):
-        return dict(content[key])
+    keys = (key,) if isinstance(key, str) else tuple(key)
+    for entry in keys:
+        if isinstance(content, Mapping) and entry in content and _is_state_dict(content[entry]):
+            return dict(content[entry])
     if _is_state_dict(content):
         return dict(content)
     found = sorted(map(str, content))[:8] if isinstance(content, Mapping) else type(content).__name__
-    raise ValueError(f"checkpoint {path}: expected a state dict (str -> tensor) or a dict with a {key!r} state dict, "
+    wanted = " or ".join(repr(k) for k in keys)
+    raise ValueError(f"checkpoint {path}: expected a state dict (str -> tensor) or a dict with a {wanted} state dict, "
                      f"found {found}")
 
 

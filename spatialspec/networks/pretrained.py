@@ -48,20 +48,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         FileNotFoundError: naming the missing file.
         ValueError: naming the file when it cannot be read with ``weights_only=True`` or holds no state dict.
     """
+    from spatialspec.embeddings.checkpoint import load_checkpoint_state  # loads monai.bundle: only when used
+
     path = check_pretrained(path)
     if path is None:
         raise ValueError("read_state_dict: a weights file path is required")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for a refused or broken file
-        raise ValueError(f"pretrained weights file {path} cannot be read with weights_only=True: "
-                         f"{type(e).__name__}: {e}") from None
-    for key in ("state_dict", "model"):
-        if isinstance(content, Mapping) and isinstance(content.get(key), Mapping):
-            content = content[key]
-            break
-    if not isinstance(content, Mapping) or not all(isinstance(v, torch.Tensor) for v in content.values()):
-        raise ValueError(f"pretrained weights file {path} holds no state dict (name -> tensor)")
+    content = load_checkpoint_state(path, "cpu", key=("state_dict", "model"))
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in content.items()}
 
 
