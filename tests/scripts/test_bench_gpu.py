@@ -3,30 +3,21 @@ their data generators, and (slow) the GPU benchmark's CPU smoke mode end to end.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts.helpers import ROOT, load_script
 
 
 def test_synthetic_images_are_noise_plus_labelled_discs():
-    images, labels = _script("bench_gpu").synthetic_images(6, 64, torch.device("cpu"), seed=3, chunk=4)
+    images, labels = load_script("bench_gpu").synthetic_images(6, 64, torch.device("cpu"), seed=3, chunk=4)
     assert images.shape == labels.shape == (6, 1, 64, 64)
     assert images.dtype == torch.float16 and labels.dtype == torch.uint8
     disc = labels.bool()
@@ -43,7 +34,7 @@ def test_synthetic_images_are_noise_plus_labelled_discs():
 
 
 def test_bench_data_writes_a_loadable_datalist(tmp_path):
-    bench = _script("bench_data")
+    bench = load_script("bench_data")
     path = bench.write_images(tmp_path, 4, 32, "isic")
     content = json.loads(path.read_text())
     assert [e["y"] for e in content["training"]] == [0, 1, 0, 1]

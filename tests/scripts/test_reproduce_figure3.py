@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import subprocess
@@ -14,16 +13,13 @@ import numpy as np
 import pytest
 
 from spatialspec.transforms import specificity_supervision
+from tests.scripts.helpers import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "reproduce_figure3.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("reproduce_figure3", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reproduce_figure3")
 
 
 def test_level_for_r_gives_the_same_labels_as_dilate():

@@ -4,23 +4,19 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.scripts.helpers import ROOT, load_script
+
 SCRIPT = ROOT / "scripts" / "reproduce_figure4.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("reproduce_figure4", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reproduce_figure4")
 
 
 def _record(level, model, n, seed, robust, overall=0.9, score="mean"):
