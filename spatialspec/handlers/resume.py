@@ -1,6 +1,7 @@
 """Durable training: an ignite handler that checkpoints everything a run needs to continue (model, optimizer, epoch,
 iteration, RNG states, the validator's best metric, the checkpoint saver's record and the MLflow run id) after every
-epoch, atomically, and restores it when the same command is run again.
+epoch, atomically, with the run's fingerprint (:mod:`spatialspec.identity`), and restores it when the same command is
+run again.
 
 The paper's runs (50 epochs per level and seed on the synthetic data, Sec. 3.3.2; the real-data runs of Sec. 5) are
 long enough that a pre-empted job must not start over: with this handler a rerun continues where the last completed
@@ -10,6 +11,7 @@ epoch left off and reaches the metrics an uninterrupted run reaches (same seed, 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import random
 import warnings
@@ -23,10 +25,15 @@ from ignite.engine import Engine, Events
 from monai.handlers import CheckpointSaver, MLFlowHandler
 
 from spatialspec.atomic import atomic_write
+from spatialspec.errors import InputError
+from spatialspec.identity import check_fingerprint, read_fingerprint_file, write_fingerprint_file
 
-__all__ = ["ResumeHandler", "get_rng_state", "set_rng_state", "load_resume_checkpoint", "RESUME_FORMAT"]
+__all__ = ["ResumeHandler", "get_rng_state", "set_rng_state", "load_resume_checkpoint", "stored_fingerprint",
+           "RESUME_FORMAT", "RESUME_WAYS_OUT"]
 
 RESUME_FORMAT = 1
+#: what a bundle user can do when a run folder holds another run (named in the refusal)
+RESUME_WAYS_OUT = ("another --output_dir", "--resume False to train this run from scratch and overwrite it")
 logger = logging.getLogger(__name__)
 
 
@@ -66,17 +73,32 @@ def set_rng_state(state: Mapping[str, torch.Tensor]) -> None:
             torch.cuda.set_rng_state(cuda_state, i)
 
 
-def load_resume_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_resume_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
     """Read a resume checkpoint with ``torch.load(..., weights_only=True)`` (no code is unpickled).
 
+    Args:
+        path: the checkpoint.
+        mmap: map the tensors instead of reading them (a cheap look at the fingerprint and epoch).
+
     Raises:
-        ValueError: if ``path`` is not a resume checkpoint of a known format.
+        InputError: if ``path`` is not a resume checkpoint of a known format.
     """
     path = Path(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as e:  # a truncated file, another program's file, a pickle with code in it
+        raise InputError(f"{path} is not a readable spatialspec resume checkpoint ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'unreadable'}); delete it or start over with "
+                         "--resume False") from None
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        raise ValueError(f"{path} is not a spatialspec resume checkpoint (format {RESUME_FORMAT})")
+        raise InputError(f"{path} is not a spatialspec resume checkpoint (format {RESUME_FORMAT})")
     return state
+
+
+def stored_fingerprint(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run fingerprint a resume checkpoint holds (stored as JSON text), ``None`` for an older checkpoint."""
+    text = state.get("fingerprint")
+    return json.loads(text) if isinstance(text, str) and text else None
 
 
 def _handler_objects(engine: Engine) -> Iterator[Any]:
@@ -110,15 +132,31 @@ class ResumeHandler:
     Attach it before the tracking handlers (the bundles list it in ``train#handlers``; MONAI's ``--tracking`` patch
     appends its MLflow handlers after it). In distributed runs every rank loads, rank 0 alone saves.
 
+    Run identity (:mod:`spatialspec.identity`): with a ``fingerprint``, the checkpoint stores it and the run only
+    resumes a checkpoint (or overwrites a ``model.pt``, through ``fingerprint_file``) made by a run with an equal
+    fingerprint. The check happens when the handler is built, which the bundles do at initialisation (their
+    ``initialize`` list reaches ``train#handlers``), so a mismatch stops the run before any stage trains, with one
+    :class:`~spatialspec.errors.RunIdentityError` naming the fields that differ; nothing of the old run is touched.
+    ``fingerprint_file`` (``models/fingerprint.json``, beside ``model.pt``) is written when the trainer starts.
+
     Args:
         checkpoint_file: where the state is kept, e.g. ``<output_dir>/resume/latest.pt``.
         save_dict: the stateful objects (``state_dict`` / ``load_state_dict``), e.g. network and optimizer.
         evaluator: the validator whose ``best_metric`` / ``best_metric_epoch`` are kept, or ``None``.
-        enabled: ``False`` turns the handler into a no-op (``--resume false`` on the bundles).
+        enabled: ``False`` starts over (``--resume False`` on the bundles): nothing is loaded or checked, and the
+            run's own checkpoints and fingerprint file replace the folder's old ones.
+        fingerprint: the run's fingerprint (:func:`spatialspec.identity.run_fingerprint`), or ``None`` to resume
+            without checking identity.
+        fingerprint_file: the file naming the run that wrote ``model.pt``, or ``None``.
+
+    Raises:
+        RunIdentityError: at construction, when ``checkpoint_file`` or ``fingerprint_file`` belongs to a run with
+            another fingerprint (or to one that recorded none).
     """
 
     def __init__(self, checkpoint_file: str | Path, save_dict: Mapping[str, Any], evaluator: Engine | None = None,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, fingerprint: Mapping[str, Any] | None = None,
+                 fingerprint_file: str | Path | None = None) -> None:
         if not save_dict:
             raise ValueError("save_dict must name at least one object to checkpoint")
         for name, obj in save_dict.items():
@@ -128,16 +166,45 @@ class ResumeHandler:
         self.save_dict = dict(save_dict)
         self.evaluator = evaluator
         self.enabled = bool(enabled)
+        self.fingerprint = dict(fingerprint) if fingerprint is not None else None
+        self.fingerprint_file = Path(fingerprint_file) if fingerprint_file is not None else None
         self._trainer: Engine | None = None
         self.resumed_from: int | None = None
+        if self.enabled:
+            self.check_identity()
+
+    def check_identity(self) -> None:
+        """Refuse a checkpoint or ``model.pt`` of another run (see the class docstring); nothing is written.
+
+        Raises:
+            RunIdentityError: naming the folder, the fields that differ and the ways out.
+        """
+        if self.fingerprint is None:
+            return
+        if self.checkpoint_file.is_file():
+            state = load_resume_checkpoint(self.checkpoint_file, mmap=True)
+            check_fingerprint(stored_fingerprint(state), self.fingerprint,
+                              f"the resume checkpoint {self.checkpoint_file}", RESUME_WAYS_OUT)
+        if self.fingerprint_file is not None and self.fingerprint_file.is_file():
+            check_fingerprint(read_fingerprint_file(self.fingerprint_file), self.fingerprint,
+                              f"the model in {self.fingerprint_file.parent}", RESUME_WAYS_OUT)
 
     def attach(self, engine: Engine) -> None:
-        """Load on ``STARTED``, save on every ``EPOCH_COMPLETED`` of ``engine`` (the trainer)."""
-        if not self.enabled:
-            return
+        """Load on ``STARTED`` (unless disabled), save on every ``EPOCH_COMPLETED`` of ``engine`` (the trainer) and
+        when it is terminated early; write the fingerprint file on ``STARTED``."""
         self._trainer = engine
-        engine.add_event_handler(Events.STARTED, self.load)
+        if self.enabled:
+            engine.add_event_handler(Events.STARTED, self.load)
+        # a run started over (enabled False) is made durable too: its checkpoints replace the old run's
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
+        # early stopping ended the run: a rerun must not train on (it is finished, like one at max_epochs)
+        engine.add_event_handler(Events.TERMINATE, self._save_terminated)
+        if self.fingerprint is not None and self.fingerprint_file is not None:
+            engine.add_event_handler(Events.STARTED, self._write_fingerprint)
+
+    def _write_fingerprint(self, engine: Engine) -> None:
+        if _is_rank0() and self.fingerprint is not None and self.fingerprint_file is not None:
+            write_fingerprint_file(self.fingerprint_file, self.fingerprint)
 
     # ---- what is saved besides save_dict ---------------------------------------------------------------------
 
@@ -174,21 +241,30 @@ class ResumeHandler:
             "evaluator": evaluator,
             "checkpoint_savers": savers,
             "mlflow_run_id": run_ids[0] if run_ids else "",
+            # JSON text, so that the checkpoint still loads weights-only
+            "fingerprint": json.dumps(self.fingerprint) if self.fingerprint is not None else "",
         }
 
-    def save(self, engine: Engine) -> None:
-        """Write the checkpoint atomically (rank 0 only)."""
+    def save(self, engine: Engine, terminated: bool = False) -> None:
+        """Write the checkpoint atomically (rank 0 only); ``terminated`` marks a run stopped before ``max_epochs``
+        (early stopping), which a rerun does not continue."""
         if not _is_rank0():
             return
         buffer = io.BytesIO()
-        torch.save(self.state_dict(engine), buffer)
+        torch.save({**self.state_dict(engine), "terminated": bool(terminated)}, buffer)
         atomic_write(self.checkpoint_file, buffer.getvalue())
+
+    def _save_terminated(self, engine: Engine) -> None:
+        self.save(engine, terminated=True)
 
     def load(self, engine: Engine) -> None:
         """Restore the last checkpoint, if there is one, and make ``engine`` continue after its epoch."""
         if not self.checkpoint_file.is_file():
             return
         state = load_resume_checkpoint(self.checkpoint_file)
+        if self.fingerprint is not None:  # the file may have changed since construction
+            check_fingerprint(stored_fingerprint(state), self.fingerprint,
+                              f"the resume checkpoint {self.checkpoint_file}", RESUME_WAYS_OUT)
         missing = sorted(set(self.save_dict) - set(state["objects"]))
         if missing:
             raise ValueError(f"{self.checkpoint_file} holds no state for {missing}")
@@ -208,6 +284,8 @@ class ResumeHandler:
                 saver.load_state_dict({"_saved": [tuple(item) for item in saved]})
         self._continue_mlflow_run(state["mlflow_run_id"])
         self.resumed_from = state["epoch"]
+        if state.get("terminated", False):
+            engine.terminate()  # stopped early last time: nothing more to train
         logger.warning("resumed from %s at epoch %d of %d", self.checkpoint_file, state["epoch"],
                        engine.state.max_epochs)
 

@@ -1,5 +1,6 @@
-"""Run a sweep plan locally with N worker processes: runs already FINISHED in the MLflow store (matched by run key,
-the MLflow run name) are skipped, a failed run does not stop the others, and the failures are reported at the end."""
+"""Run a sweep plan locally with N worker processes: runs already finished with the plan's settings are skipped
+(matched by run fingerprint, :mod:`spatialspec.identity`: a FINISHED MLflow run carrying it, or the run folder's
+completed checkpoint), a failed run does not stop the others, and the failures are reported at the end."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["RunOutcome", "finished_run_keys", "run_plan"]
+__all__ = ["RunOutcome", "finished_run_keys", "finished_fingerprints", "finished_in_folder", "entry_fingerprint",
+           "run_plan"]
 
 
 @dataclass
@@ -26,21 +28,81 @@ class RunOutcome:
     log: str | None
 
 
-def finished_run_keys(tracking_uri: str | None, experiment_name: str) -> set[str]:
-    """Names of the FINISHED runs of ``experiment_name`` at ``tracking_uri`` (empty without tracking). Creates the
-    experiment if needed, so that concurrent runs never race to create the store."""
+def finished_fingerprints(tracking_uri: str | None, experiment_name: str) -> dict[str, set[str]]:
+    """The fingerprint digests of the FINISHED runs of ``experiment_name`` at ``tracking_uri``, by run name (empty
+    without tracking). Creates the experiment if needed, so that concurrent runs never race to create the store."""
     if not tracking_uri:
-        return set()
+        return {}
     from mlflow.tracking import MlflowClient
+
+    from spatialspec.identity import FINGERPRINT_TAG
 
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         client.create_experiment(experiment_name)
-        return set()
+        return {}
     runs = client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'FINISHED'",
                               max_results=50000)
-    return {r.info.run_name for r in runs}
+    found: dict[str, set[str]] = {}
+    for r in runs:
+        digest = r.data.tags.get(FINGERPRINT_TAG) or r.data.params.get("fingerprint")
+        if digest:
+            found.setdefault(r.info.run_name, set()).add(digest)
+    return found
+
+
+def finished_run_keys(tracking_uri: str | None, experiment_name: str) -> set[str]:
+    """Names of the FINISHED runs of ``experiment_name`` at ``tracking_uri`` that carry a run fingerprint."""
+    return set(finished_fingerprints(tracking_uri, experiment_name))
+
+
+def entry_fingerprint(run: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint (:func:`spatialspec.identity.run_fingerprint`) of a plan entry's bundle run, from its
+    ``argv`` exactly as ``python -m monai.bundle run`` would read it (values parsed by ``fire``), without training:
+    the network, loss, optimizer and transforms are built, nothing else. Checked entries only
+    (:func:`spatialspec.sweep.checks.check_plan_entry`).
+
+    Raises:
+        InputError: if the bundle config cannot build them (the root cause, in one line).
+    """
+    from fire.parser import DefaultParseValue
+    from monai.bundle import ConfigWorkflow
+
+    from spatialspec.errors import InputError, root_cause
+
+    args = run["argv"][4:]
+    options = {name[2:]: DefaultParseValue(value) for name, value in zip(args[::2], args[1::2])}
+    options.pop("tracking", None)  # logging only: no part of the run's identity
+    config_file, meta_file = options.pop("config_file"), options.pop("meta_file")
+    try:
+        workflow = ConfigWorkflow(config_file=config_file, meta_file=meta_file, logging_file=False,
+                                  workflow_type=None, **options)
+        return workflow.parser.get_parsed_content("fingerprint")
+    except Exception as e:
+        cause = root_cause(e)
+        raise InputError(f"run {run['key']}: its bundle config does not build: {cause}") from None
+
+
+def finished_in_folder(run: dict[str, Any], digest: str) -> bool:
+    """Whether the entry's output folder holds its finished run: ``model.pt``, a fingerprint equal to the entry's,
+    and a resume checkpoint at the last epoch (or stopped early)."""
+    from spatialspec.handlers.resume import load_resume_checkpoint, stored_fingerprint
+    from spatialspec.identity import FINGERPRINT_FILE, read_fingerprint_file
+
+    folder = Path(run["output_dir"])
+    checkpoint = folder / "resume" / "latest.pt"
+    if not (folder / "models" / "model.pt").is_file() or not checkpoint.is_file():
+        return False
+    try:
+        marker = read_fingerprint_file(folder / "models" / FINGERPRINT_FILE)
+        state = load_resume_checkpoint(checkpoint, mmap=True)
+    except ValueError:
+        return False
+    stored = stored_fingerprint(state)
+    done = state["epoch"] >= state["max_epochs"] or bool(state.get("terminated", False))
+    return done and marker is not None and marker["digest"] == digest and stored is not None and \
+        stored["digest"] == digest
 
 
 def _execute(run: dict[str, Any], log_dir: Path) -> RunOutcome:
@@ -70,11 +132,15 @@ def run_plan(plan: dict[str, Any], jobs: int = 1, log_dir: str | Path | None = N
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     log_dir = Path(log_dir if log_dir is not None else Path(plan["out_dir"]) / "logs")
     log_dir.mkdir(parents=True, exist_ok=True)
-    done = finished_run_keys(plan.get("tracking_uri"), plan.get("experiment_name", ""))
+    done = finished_fingerprints(plan.get("tracking_uri"), plan.get("experiment_name", ""))
     outcomes: dict[str, RunOutcome] = {}
     todo = []
     for run in plan["runs"]:
-        if run["key"] in done:
+        try:
+            digest = entry_fingerprint(run)["digest"]
+        except ValueError:  # a config that does not build: the run is tried and fails with its own message
+            digest = None
+        if digest is not None and (digest in done.get(run["key"], set()) or finished_in_folder(run, digest)):
             outcomes[run["key"]] = RunOutcome(run["key"], "skipped", None, 0.0, None)
             if progress is not None:
                 progress(outcomes[run["key"]])

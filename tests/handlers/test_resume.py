@@ -8,11 +8,13 @@ each other: determinism).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +22,9 @@ import torch
 from ignite.engine import Engine, Events
 
 from spatialspec.handlers import ResumeHandler, load_resume_checkpoint
+from spatialspec.errors import RunIdentityError
 from spatialspec.handlers.resume import get_rng_state, set_rng_state
+from spatialspec.identity import run_fingerprint
 
 # ---------------------------------------------------------------------------------------------------------------
 # RNG state round trip
@@ -55,7 +59,7 @@ Y = 3 * X + 0.5
 class _Loop:
     """A linear model trained with a shuffling DataLoader and dropout (both draw from torch's global RNG)."""
 
-    def __init__(self, checkpoint: Path, epochs: int, stop_after: int | None = None) -> None:
+    def __init__(self, checkpoint: Path, epochs: int, stop_after: int | None = None, **resume: Any) -> None:
         self.model = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 1))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.05)
         self.loader = torch.utils.data.DataLoader(list(zip(X, Y)), batch_size=5, shuffle=True)
@@ -70,14 +74,27 @@ class _Loop:
             return loss.item()
 
         self.engine = Engine(step)
-        self.handler = ResumeHandler(checkpoint, {"model": self.model, "optimizer": self.optimizer})
+        self.handler = ResumeHandler(checkpoint, {"model": self.model, "optimizer": self.optimizer}, **resume)
         self.handler.attach(self.engine)
-        if stop_after is not None:
-            self.engine.add_event_handler(Events.EPOCH_COMPLETED(once=stop_after), lambda e: e.terminate())
+        if stop_after is not None:  # the process dies after the checkpoint of epoch stop_after was written
+            self.engine.add_event_handler(Events.EPOCH_COMPLETED(once=stop_after), _interrupt)
         self.epochs = epochs
 
     def run(self) -> None:
         self.engine.run(self.loader, max_epochs=self.epochs)
+
+
+class _Interrupted(Exception):
+    """Stands for a killed process in the in-process tests."""
+
+
+def _interrupt(engine: Engine) -> None:
+    raise _Interrupted
+
+
+def _interrupted_run(loop: _Loop) -> None:
+    with pytest.raises(_Interrupted):
+        loop.run()
 
 
 def _seed(seed: int = 0) -> None:
@@ -91,7 +108,7 @@ def test_resumed_loop_equals_uninterrupted(tmp_path):
 
     _seed()
     first = _Loop(tmp_path / "b" / "latest.pt", epochs=4, stop_after=2)
-    first.run()
+    _interrupted_run(first)
     assert load_resume_checkpoint(tmp_path / "b" / "latest.pt")["epoch"] == 2
     # a new process would start from fresh objects and a fresh seed: only the checkpoint carries the state over
     _seed(123)
@@ -113,7 +130,7 @@ def test_resumed_loop_equals_uninterrupted(tmp_path):
 def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     _seed()
     loop = _Loop(tmp_path / "latest.pt", epochs=2, stop_after=1)
-    loop.run()
+    _interrupted_run(loop)
     before = load_resume_checkpoint(tmp_path / "latest.pt")
     assert before["epoch"] == 1
 
@@ -129,6 +146,53 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     for key, value in before["objects"]["model"].items():
         assert torch.equal(after["objects"]["model"][key], value)
     assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]  # no temporary file left behind
+
+
+def test_run_stopped_early_is_finished(tmp_path):
+    """Early stopping terminates the trainer: the checkpoint says so, and a rerun trains nothing more."""
+    _seed()
+    loop = _Loop(tmp_path / "latest.pt", epochs=5)
+    loop.engine.add_event_handler(Events.EPOCH_COMPLETED(once=2), lambda e: e.terminate())
+    loop.run()
+    state = load_resume_checkpoint(tmp_path / "latest.pt")
+    assert state["epoch"] == 2 and state["terminated"]
+    again = _Loop(tmp_path / "latest.pt", epochs=5)
+    again.run()
+    assert again.losses == [] and again.handler.resumed_from == 2 and again.engine.state.epoch == 2
+
+
+def _fingerprinted(checkpoint: Path, marker: Path, level: str, epochs: int = 2, enabled: bool = True) -> _Loop:
+    return _Loop(checkpoint, epochs=epochs, enabled=enabled, fingerprint_file=marker,
+                 fingerprint=run_fingerprint({"bundle": "test", "level": level}))
+
+
+def test_resume_only_with_equal_fingerprint(tmp_path):
+    checkpoint, marker = tmp_path / "resume" / "latest.pt", tmp_path / "models" / "fingerprint.json"
+    _seed()
+    first = _fingerprinted(checkpoint, marker, "seg")
+    first.run()
+    assert json.loads(marker.read_text())["fields"]["run_params"]["level"] == "seg"
+    before = checkpoint.read_bytes(), marker.read_bytes()
+    # another level in the same folder: refused when the handler is built, naming the field; nothing touched
+    with pytest.raises(RunIdentityError, match=r"level: 'seg' -> 'binary'.*--resume False"):
+        _fingerprinted(checkpoint, marker, "binary")
+    assert (checkpoint.read_bytes(), marker.read_bytes()) == before
+    # only the model's marker left (the checkpoint deleted): still refused, model.pt would be overwritten
+    checkpoint.unlink()
+    with pytest.raises(RunIdentityError, match="the model in"):
+        _fingerprinted(checkpoint, marker, "binary")
+    # the same settings resume; --resume False (enabled=False) starts over and claims the folder
+    _seed()
+    _fingerprinted(checkpoint, marker, "seg").run()
+    _fingerprinted(checkpoint, marker, "binary", epochs=1, enabled=False).run()
+    assert json.loads(marker.read_text())["fields"]["run_params"]["level"] == "binary"
+
+
+def test_checkpoint_without_fingerprint_is_refused(tmp_path):
+    _seed()
+    _Loop(tmp_path / "latest.pt", epochs=1).run()  # a checkpoint from before run identity
+    with pytest.raises(RunIdentityError, match="no fingerprint recorded"):
+        _fingerprinted(tmp_path / "latest.pt", tmp_path / "fingerprint.json", "seg")
 
 
 def test_checkpoint_beyond_max_epochs_is_refused(tmp_path):
