@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_json_atomic", "save_figure_atomic"]
+__all__ = ["atomic_write", "write_json_atomic", "save_figure_atomic", "removed_on_error"]
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` atomically (creating the folder); returns the path."""
+    """Write ``data`` to ``path`` atomically (creating the folder); returns the path.
+
+    Raises:
+        IsADirectoryError: naming ``path`` when it is a folder (an output file was expected).
+    """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder: expected the name of a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -42,3 +51,44 @@ def save_figure_atomic(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Pat
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return atomic_write(path, buffer.getvalue())
+
+
+@contextmanager
+def removed_on_error(path: str | os.PathLike, keep: Callable[[], bool] = lambda: False) -> Iterator[Path]:
+    """Undo what the block created at ``path`` if it raises an ``Exception``, unless ``keep()`` says the block produced
+    something worth keeping; so a command that fails leaves its ``--out`` as it was.
+
+    If ``path`` did not exist, it is removed (a file or a whole folder) with the folders above it that the block
+    created. If it was a folder, the entries the block added directly inside it are removed; what was there before is
+    never removed (a file the block rewrote stays rewritten). ``KeyboardInterrupt`` keeps everything: an interrupted
+    run resumes from what it wrote.
+
+    Yields:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    created = None
+    for candidate in (*reversed(path.absolute().parents), path.absolute()):
+        if not os.path.lexists(candidate):
+            created = candidate  # the outermost folder (or the file) this block may create
+            break
+    before = set(os.listdir(path)) if created is None and path.is_dir() else None
+    try:
+        yield path
+    except Exception:
+        if not keep():
+            if created is not None:
+                _remove(created)
+            elif before is not None and path.is_dir():
+                for name in set(os.listdir(path)) - before:
+                    _remove(path / name)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if not os.path.lexists(path):
+        return
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

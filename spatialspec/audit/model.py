@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from spatialspec.embeddings.checkpoint import load_checkpoint_state
+from spatialspec.errors import InputError
 from spatialspec.transforms.scores import batch_image_score, parse_score
 
 __all__ = ["resolve_bundle", "load_network", "network_score_fn", "bundle_score_fn"]
@@ -72,22 +74,28 @@ def load_network(bundle: str | os.PathLike, checkpoint: str | os.PathLike,
         network = parser.get_parsed_content("network_def", instantiate=True)
     except Exception as e:
         raise ValueError(f"cannot build network_def of {config} with overrides {dict(overrides or {})}: {e}") from e
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"checkpoint {path} is not a readable PyTorch state dict: {e}") from e
-    if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
-        state = state["model"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"checkpoint {path} holds neither a state dict nor {{'model': state_dict}}")
+    state = load_checkpoint_state(path, map_location="cpu")
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
-    try:
-        network.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"checkpoint {path} does not fit network_def of {config} (pass the training's network_def "
-                         f"overrides with --set): {e}") from e
+    misfit = _state_misfit(network, state)
+    if misfit:
+        raise InputError(f"checkpoint {path} does not fit network_def of {config}: {misfit}; is it a checkpoint of "
+                         "another bundle? (pass the training's network_def overrides with --set)")
+    network.load_state_dict(state)
     return network.to(device).eval()
+
+
+def _state_misfit(network: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
+    """What keeps ``state`` from loading into ``network``, on one line (empty if it loads)."""
+    own = network.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+                  if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = [f"{len(items)} {what} (first: {items[0]})" for items, what in
+             ((missing, "missing tensors"), (unexpected, "unexpected tensors"), (mismatched, "tensors of another shape"))
+             if items]
+    return ", ".join(parts)
 
 
 def network_score_fn(network: nn.Module, score: str = "mean", batch_size: int = 64,

@@ -8,14 +8,17 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from spatialspec.atomic import save_figure_atomic, write_json_atomic
-from spatialspec.audit import AuditResult, bundle_score_fn, counterfactual_audit, require_spurious_masks
-from spatialspec.data import SPLITS, load_split, parse_synthetic_overrides
-from spatialspec.transforms.scores import parse_score
+from spatialspec.data import SPLITS, load_split, parse_synthetic_overrides, validate_datalist
+from spatialspec.data.validate import require_datalist_file
+from spatialspec.score_names import parse_score
+
+if TYPE_CHECKING:
+    from spatialspec.audit import AuditResult
 
 __all__ = ["register", "format_audit", "plot_shifts"]
 
@@ -120,6 +123,8 @@ def plot_shifts(result: AuditResult, path: str | os.PathLike, title: str = "") -
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from spatialspec.audit import bundle_score_fn, counterfactual_audit, require_spurious_masks  # torch, MONAI
+
     parse_score(args.score)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -128,8 +133,10 @@ def _audit(args: argparse.Namespace) -> int:
     if not Path(args.checkpoint).expanduser().is_file():
         raise FileNotFoundError(f"--checkpoint: file not found: {args.checkpoint}")
     if args.datalist:
-        if not Path(args.datalist).expanduser().is_file():
-            raise FileNotFoundError(f"--datalist: file not found: {args.datalist}")
+        require_datalist_file(args.datalist)
+        # the audit reads images and spurious masks (require_spurious_masks says why it needs them), and reports an
+        # AUROC only when both classes are present
+        validate_datalist(args.datalist, [args.split], require_label=False, require_both_classes=False)
         entries = load_split(args.split, args.datalist, require_mask=False)
         source = f"datalist {args.datalist} (split '{args.split}')"
     else:

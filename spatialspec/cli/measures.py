@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 from spatialspec.atomic import atomic_write
-from spatialspec.data import parse_synthetic_overrides
+from spatialspec.data import SPLITS, parse_synthetic_overrides, validate_datalist
+from spatialspec.data.validate import require_datalist_file
 from spatialspec.levels import SpecificityLevel, parse_levels
 from spatialspec.theory import (
     ROUNDINGS,
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--levels", help="comma-separated level names, empirical measures only (default with "
                                          "--datalist: binary,bbox,seg)")
     parser.add_argument("--datalist", help="decathlon-style datalist.json: measure its images and masks")
-    parser.add_argument("--split", default="training", help="datalist split (default: %(default)s)")
+    parser.add_argument("--split", default="training", choices=SPLITS, help="datalist split (default: %(default)s)")
     parser.add_argument("--synthetic", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="data-model parameters, e.g. --synthetic n=32 a=6 b=10 (repeatable)")
     parser.add_argument("--samples", type=int, help=f"synthetic training images to generate (default "
@@ -105,8 +105,9 @@ def _measures(args: argparse.Namespace) -> int:
     if args.datalist:
         if args.synthetic or args.samples is not None:
             raise ValueError("--synthetic and --samples describe the synthetic data; they do not apply to --datalist")
-        if not Path(args.datalist).is_file():
-            raise FileNotFoundError(f"--datalist: file not found: {args.datalist}")
+        require_datalist_file(args.datalist)
+        # the measures read images, abnormal masks and (when every entry names one) spurious masks
+        validate_datalist(args.datalist, [args.split], require_both_classes=False)
         levels = (parse_levels(args.levels) if args.levels
                   else [SpecificityLevel("dilate", r) for r in args.r] if args.r else parse_levels("binary,bbox,seg"))
         records = empirical_measures(datalist_arrays(args.datalist, args.split), levels, args.rounding)

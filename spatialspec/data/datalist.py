@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from monai.data import load_decathlon_datalist
 
 from spatialspec.atomic import write_json_atomic
+from spatialspec.errors import InputError
 
-from .synthetic import SPLITS, SyntheticParams, generate_split
+from .synthetic import SPLITS, SyntheticParams, generate_split, parse_synthetic_overrides
+from .validate import binary_label_problem
 
 __all__ = ["load_split", "write_synthetic_datalist", "REQUIRED_KEYS"]
 
@@ -33,20 +34,25 @@ def load_split(split: str = "training", datalist: str | os.PathLike | None = Non
     Args:
         split: ``training``, ``validation`` or ``test``.
         datalist: path of a decathlon-style JSON file; ``None`` or ``""`` selects the built-in synthetic data.
-        synthetic: generator parameters (a :class:`SyntheticParams` or a dict of overrides).
+        synthetic: generator parameters: a :class:`SyntheticParams`, or a dict of overrides parsed like the
+            command line's ``--synthetic`` (:func:`~spatialspec.data.parse_synthetic_overrides`: ``{rho: '0.9'}``
+            is read as 0.9).
         seed: generator seed (ignored for a datalist file).
         require_mask: whether every entry must name its abnormal mask under ``label`` (all levels but the
             image-level classifier need it).
 
+    The checks here are the per-entry fields only; :func:`spatialspec.data.validate_datalist` checks a whole
+    datalist (files, shapes, classes) before a command starts.
+
     Raises:
         FileNotFoundError: if the datalist file does not exist.
-        ValueError: naming the file, split, entry and field when an entry lacks a required field or holds a label
-            outside {0, 1}.
+        InputError: (a ``ValueError``) naming the synthetic parameter that does not parse, or the file, split,
+            entry and field when an entry lacks a required field or holds a label outside {0, 1}.
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if not datalist:
-        params = synthetic if isinstance(synthetic, SyntheticParams) else SyntheticParams(**(synthetic or {}))
+        params = synthetic if isinstance(synthetic, SyntheticParams) else parse_synthetic_overrides(synthetic or {})
         return generate_split(params, split, seed)
     path = Path(datalist).expanduser()
     if not path.is_file():
@@ -55,19 +61,22 @@ def load_split(split: str = "training", datalist: str | os.PathLike | None = Non
         with open(path) as f:
             content = json.load(f)
     except json.JSONDecodeError as e:
-        raise ValueError(f"datalist {path} is not valid JSON: {e}") from None
-    if split not in content:
-        raise ValueError(f"datalist {path} has no '{split}' split (it has {sorted(content)})")
+        raise InputError(f"datalist {path} is not valid JSON: {e}") from None
+    if not isinstance(content, dict) or split not in content:
+        raise InputError(f"datalist {path} has no '{split}' split (it has "
+                         f"{sorted(content) if isinstance(content, dict) else 'no object'})")
+    from monai.data import load_decathlon_datalist  # MONAI only for a datalist file, not for the synthetic data
+
     entries = load_decathlon_datalist(str(path), is_segmentation=True, data_list_key=split, base_dir=str(path.parent))
     required = REQUIRED_KEYS + (("label",) if require_mask else ())
     for i, entry in enumerate(entries):
         missing = [k for k in required if k not in entry]
         if missing:
-            raise ValueError(f"datalist {path}, split '{split}', entry {i}: missing field(s) {missing}")
+            raise InputError(f"datalist {path}, split '{split}', entry {i}: missing field(s) {missing}")
         for key in ("y", "s"):
-            if entry[key] not in (0, 1, True, False):
-                raise ValueError(f"datalist {path}, split '{split}', entry {i}: field '{key}' must be 0 or 1, "
-                                 f"got {entry[key]!r}")
+            problem = binary_label_problem(entry[key])
+            if problem:
+                raise InputError(f"datalist {path}, split '{split}', entry {i}: field '{key}' {problem}")
     return entries
 
 

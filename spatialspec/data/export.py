@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from spatialspec.atomic import atomic_write
 
@@ -43,6 +41,9 @@ def resize_image(image: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
     if array.shape[:2] == (height, width):
         return array.astype(np.uint8, copy=True)
     planes = array[..., None] if array.ndim == 2 else array
+    import torch  # imported on first resize: the data package is importable without torch
+    import torch.nn.functional as F
+
     tensor = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)).permute(2, 0, 1)[None]
     if height <= array.shape[0] and width <= array.shape[1]:
         out = F.interpolate(tensor, size=(height, width), mode="area")
@@ -123,10 +124,13 @@ def map_threads(tasks: Sequence[Any], fn: Callable[[Any], Any], workers: int) ->
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, tasks))
 
-def summarise_problems(paths: Sequence[str], limit: int = 10) -> str:
-    shown = "\n  ".join(paths[:limit])
-    more = f"\n  ... and {len(paths) - limit} more" if len(paths) > limit else ""
-    return f"\n  {shown}{more}"
+
+def summarise_problems(problems: Sequence[str], limit: int = 10) -> str:
+    """The first ``limit`` problems on one line (a leading space, ``; `` between them, ``... and N more``), so the
+    error that ends a data command names its culprits in the one line the command line prints."""
+    shown = "; ".join(" ".join(str(p).split()) for p in problems[:limit])
+    more = f"; ... and {len(problems) - limit} more" if len(problems) > limit else ""
+    return f" {shown}{more}"
 
 def stratified_take(indices: np.ndarray, strata: np.ndarray, n_take: int, rng: np.random.Generator) -> np.ndarray:
     """Draw ``n_take`` of ``indices`` at random, each stratum (``strata[indices]``) contributing in proportion to its

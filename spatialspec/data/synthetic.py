@@ -14,10 +14,13 @@ a = 8, b = 12.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from spatialspec.errors import InputError
 
 __all__ = ["SyntheticParams", "generate_split", "parse_synthetic_overrides", "SPLITS"]
 
@@ -58,18 +61,23 @@ class SyntheticParams:
         for name in ("m", "n", "a", "b", "n_val", "n_test"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"synthetic parameter {name} must be an integer >= 1, got {value!r}")
+                raise InputError(f"synthetic parameter {name} must be an integer >= 1, got {value!r}")
+        for name in ("mu_y", "rho", "mu_a", "mu_s", "sigma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(value):
+                raise InputError(f"synthetic parameter {name} must be a finite number, got {value!r}")
         for name in ("mu_y", "rho"):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"synthetic parameter {name} must lie in [0, 1], got {value!r}")
+                raise InputError(f"synthetic parameter {name} must lie in [0, 1], got {value!r}")
         if not float(self.sigma) > 0:
-            raise ValueError(f"synthetic parameter sigma must be > 0, got {self.sigma!r}")
+            raise InputError(f"synthetic parameter sigma must be > 0, got {self.sigma!r}")
         for name in ("a", "b"):
             if getattr(self, name) > self.n:
-                raise ValueError(f"synthetic parameter {name}={getattr(self, name)} exceeds the image size n={self.n}")
+                raise InputError(f"synthetic parameter {name}={getattr(self, name)} exceeds the image size n={self.n}")
         if self.a + self.b > self.n:
-            raise ValueError(
+            raise InputError(
                 f"synthetic parameters a={self.a} and b={self.b}: a + b must be <= n={self.n} so that the abnormal "
                 "and spurious blocks can be placed without overlapping"
             )
@@ -89,7 +97,7 @@ class SyntheticParams:
 
 def _check_split(split: str) -> str:
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise InputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     return split
 
 
@@ -98,29 +106,31 @@ def parse_synthetic_overrides(items: list[str] | dict[str, Any] | None, base: Sy
     """Build parameters from ``KEY=VALUE`` strings (the CLI's ``--synthetic mu_s=8``) or a dict.
 
     Raises:
-        ValueError: naming the key if it is not a parameter or its value does not parse.
+        InputError: (a ``ValueError``) naming the key if it is not a parameter or its value does not parse.
     """
     base = base or SyntheticParams()
     if not items:
         return base
+    if isinstance(items, str):
+        items = [items]
     pairs = items.items() if isinstance(items, dict) else [_split_pair(item) for item in items]
     types = {f.name: f.type for f in dataclasses.fields(SyntheticParams)}
     changes: dict[str, Any] = {}
     for key, value in pairs:
         if key not in types:
-            raise ValueError(f"unknown synthetic parameter {key!r}: expected one of {', '.join(types)}")
+            raise InputError(f"unknown synthetic parameter {key!r}: expected one of {', '.join(types)}")
         cast = int if types[key] in ("int", int) else float
         try:
             changes[key] = cast(value) if cast is float else _as_int(value)
         except (TypeError, ValueError):
-            raise ValueError(f"synthetic parameter {key}: cannot read {value!r} as {cast.__name__}") from None
+            raise InputError(f"synthetic parameter {key}: cannot read {value!r} as {cast.__name__}") from None
     return base.replace(**changes)
 
 
 def _split_pair(item: str) -> tuple[str, str]:
     key, sep, value = str(item).partition("=")
     if not sep or not key.strip():
-        raise ValueError(f"synthetic override {item!r} must look like KEY=VALUE, e.g. mu_s=-8")
+        raise InputError(f"synthetic override {item!r} must look like KEY=VALUE, e.g. mu_s=-8")
     return key.strip(), value.strip()
 
 

@@ -23,6 +23,8 @@ import torch
 from monai.bundle import ConfigParser
 from torch import nn
 
+from spatialspec.errors import InputError
+
 __all__ = ["bundle_parser", "load_checkpoint_state", "load_bundle_network", "bundle_test_loader"]
 
 
@@ -82,18 +84,21 @@ def load_checkpoint_state(path: str | os.PathLike, map_location: str | torch.dev
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: naming the file when ``weights_only`` refuses it (it asks for code or other non-tensor objects,
-            or is not a torch file), or when it holds neither a state dict nor ``{key: state_dict}``.
+        InputError: (a ``ValueError``) naming the file when it is not a torch file, when ``weights_only`` refuses
+            it (it asks for code or other non-tensor objects) or when it holds neither a state dict nor
+            ``{key: state_dict}``.
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not _looks_like_torch_file(path):
+        raise InputError(f"checkpoint {path}: not a PyTorch checkpoint (a file written by torch.save, e.g. "
+                         "<run>/models/model.pt)")
     try:
         content = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, TypeError, ValueError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"checkpoint {path}: refused or unreadable with torch.load(weights_only=True), which only "
-                         f"loads tensors and plain containers: {first_line}") from None
+        raise InputError(f"checkpoint {path}: refused or unreadable with torch.load(weights_only=True), which only "
+                         f"loads tensors and plain containers: {_torch_load_reason(e)}") from None
     keys = (key,) if isinstance(key, str) else tuple(key)
     for entry in keys:
         if isinstance(content, Mapping) and entry in content and _is_state_dict(content[entry]):
@@ -102,8 +107,28 @@ def load_checkpoint_state(path: str | os.PathLike, map_location: str | torch.dev
         return dict(content)
     found = sorted(map(str, content))[:8] if isinstance(content, Mapping) else type(content).__name__
     wanted = " or ".join(repr(k) for k in keys)
-    raise ValueError(f"checkpoint {path}: expected a state dict (str -> tensor) or a dict with a {wanted} state dict, "
+    raise InputError(f"checkpoint {path}: expected a state dict (str -> tensor) or a dict with a {wanted} state dict, "
                      f"found {found}")
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """Whether ``path`` starts like a ``torch.save`` file: a zip archive (the default format) or a pickle (the legacy
+    format, protocol 2 or later)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def _torch_load_reason(error: BaseException) -> str:
+    """The informative line of a ``torch.load`` error: the ``WeightsUnpickler error`` (what the file asked for),
+    else the first line."""
+    text = str(error).replace("\x1b[1m", "").replace("\x1b[0m", "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("WeightsUnpickler error:"):
+            detail = line[len("WeightsUnpickler error:"):].strip() or (lines[i + 1] if i + 1 < len(lines) else "")
+            return detail.split(". Please use")[0]
+    return lines[0].split(". This is an internal")[0] if lines else type(error).__name__
 
 
 def _strip_prefix(state: dict[str, torch.Tensor], network: nn.Module, prefix: str = "module.") -> dict[str, Any]:

@@ -84,14 +84,16 @@ class GeorgeClusterer:
     """Per-class clustering of embeddings into inferred subgroups (GEORGE, step 2).
 
     Args:
-        reducer: ``umap`` (needs ``pip install 'spatialspec[umap]'``), ``pca`` or ``none``.
+        reducer: ``umap`` (the paper's; ``pip install 'spatialspec[umap]'``: without umap-learn it falls back to
+            ``pca`` with a warning), ``pca`` or ``none``.
         n_components: dimensions after reduction.
         clusterer: ``gmm`` (scikit-learn's GaussianMixture) or ``kmeans``.
         k_range: candidate cluster counts per class, chosen by mean silhouette.
         seed: seeds the reducer and the clusterer.
         n_neighbors, min_dist: UMAP parameters (GEORGE's 10 and 0).
 
-    A class with fewer than 4 training samples forms one group.
+    A class with fewer than 4 training samples forms one group. After :meth:`fit`, ``reducer_`` is the reducer
+    used (``pca`` when ``umap`` was asked for without umap-learn).
 
     Example:
         >>> clusters = GeorgeClusterer(reducer="pca").fit(train_embeddings, train_y)
@@ -110,8 +112,11 @@ class GeorgeClusterer:
         self.k_range = [int(k) for k in k_range]
         if not self.k_range or min(self.k_range) < 2:
             raise ValueError(f"k_range must hold cluster counts >= 2, got {list(k_range)}")
-        if reducer == "umap":
-            _import_umap()
+        self._reducer = reducer
+        if reducer == "umap" and not _umap_available():
+            warnings.warn("GEORGE: umap-learn is not installed, so the embeddings are reduced with PCA instead of "
+                          "the paper's UMAP; pip install 'spatialspec[umap]' for UMAP", UserWarning, stacklevel=2)
+            self._reducer = "pca"
         self.reducer, self.n_components, self.clusterer = reducer, int(n_components), clusterer
         self.seed, self.n_neighbors, self.min_dist = int(seed), int(n_neighbors), float(min_dist)
         self.classes_: list[_ClassModel] = []
@@ -122,9 +127,9 @@ class GeorgeClusterer:
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
     def _make_reducer(self, n_samples: int, n_features: int) -> Any:
-        if self.reducer == "none" or n_features <= self.n_components:
+        if self._reducer == "none" or n_features <= self.n_components:
             return None
-        if self.reducer == "pca":
+        if self._reducer == "pca":
             return PCA(n_components=min(self.n_components, n_samples), random_state=self.seed)
         umap = _import_umap()
         return umap.UMAP(n_components=self.n_components, n_neighbors=max(2, min(self.n_neighbors, n_samples - 1)),
@@ -136,6 +141,7 @@ class GeorgeClusterer:
         if len(x) != len(y):
             raise ValueError(f"embeddings and labels must have the same length, got {len(x)} and {len(y)}")
         self.classes_, offset = [], 0
+        self.reducer_ = self._reducer
         for label in np.unique(y):
             points = x[y == label]
             model = _ClassModel(label=int(label), offset=offset, k=1)
@@ -305,10 +311,15 @@ class GroupLabelledDataset(Dataset):
         return {**item, self.group_key: torch.tensor(self.groups[index])}
 
 
-def _import_umap() -> Any:
+def _umap_available() -> bool:
     try:
-        import umap
-    except ImportError as e:
-        raise ImportError("reducer='umap' needs umap-learn: pip install 'spatialspec[umap]' (or use reducer='pca')"
-                          ) from e
+        import umap  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _import_umap() -> Any:
+    import umap
+
     return umap

@@ -103,7 +103,7 @@ def test_load_network_errors(unet_checkpoint, tmp_path):
         load_network("segmentation", unet_checkpoint)  # the bundle's default channels
     bad = tmp_path / "bad.pt"
     bad.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="bad.pt is not a readable"):
+    with pytest.raises(ValueError, match="bad.pt: not a PyTorch checkpoint"):
         load_network("segmentation", bad, UNET_OVERRIDES)
     with pytest.raises(FileNotFoundError, match="bundle 'nobundle' not found"):
         load_network("nobundle", unet_checkpoint)

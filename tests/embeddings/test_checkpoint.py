@@ -81,8 +81,14 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path):
 def test_non_state_dict_files_are_refused(tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a torch file at all")
-    with pytest.raises(ValueError, match="garbage.pt: refused or unreadable"):
+    with pytest.raises(ValueError, match=r"garbage.pt: not a PyTorch checkpoint \(a file written by torch.save"):
         load_checkpoint_state(garbage)
+    truncated = tmp_path / "truncated.pt"
+    torch.save({"model": {"weight": torch.zeros(4)}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:60])  # a torch.save zip cut short
+    with pytest.raises(ValueError, match="truncated.pt: refused or unreadable with torch.load.weights_only=True.*: "
+                                         "PytorchStreamReader failed reading zip archive"):
+        load_checkpoint_state(truncated)
     strings = tmp_path / "strings.pt"
     torch.save({"model": {"weight": "not a tensor"}}, strings)  # plain data: weights_only loads it
     with pytest.raises(ValueError, match=r"strings\.pt: expected a state dict .* found \['model'\]"):

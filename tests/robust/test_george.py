@@ -186,11 +186,17 @@ def test_george_clusterer_invalid_parameters(kwargs, message):
         GeorgeClusterer(**kwargs)
 
 
-def test_george_clusterer_without_umap(monkeypatch):
+def test_george_clusterer_without_umap_falls_back_to_pca(monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", None)  # `import umap` now raises ImportError
-    with pytest.raises(ImportError, match=r"pip install 'spatialspec\[umap\]'"):
-        GeorgeClusterer(reducer="umap")
-    GeorgeClusterer(reducer="pca")  # the other reducers do not need it
+    x, y, _ = _class_data(per_blob=8, seed=3)
+    with pytest.warns(UserWarning, match=r"PCA instead of the paper's UMAP; pip install 'spatialspec\[umap\]'"):
+        fallback = GeorgeClusterer(reducer="umap", k_range=range(2, 4), seed=0)
+    assert fallback.reducer == "umap"  # the parameter as given; the reducer used is a fitted attribute
+    fallback.fit(x, y)
+    assert fallback.reducer_ == "pca"
+    pca = GeorgeClusterer(reducer="pca", k_range=range(2, 4), seed=0).fit(x, y)
+    np.testing.assert_array_equal(fallback.predict(x, y), pca.predict(x, y))
+    assert pca.reducer_ == "pca"
 
 
 @pytest.mark.slow
