@@ -9,7 +9,8 @@ import torch
 from ignite.engine import Engine
 from monai.handlers import IgniteMetricHandler
 
-from spatialspec.metrics.robust_auroc import FIGURE_NAMES, RobustAUROCMetric
+from spatialspec.metrics.robust_auroc import FIGURE_NAMES
+from spatialspec.metrics.robust_auroc_metric import RobustAUROCMetric
 
 __all__ = ["RobustAUROC"]
 
@@ -51,6 +52,15 @@ class RobustAUROC(IgniteMetricHandler):
         save_details: also store the per-image (score, y, s) buffers in ``engine.state.metric_details``.
         key: the figure stored under the attached name (one of
             :data:`spatialspec.metrics.robust_auroc.FIGURE_NAMES`); default ``robust_auroc``.
+        prefix: the prefix of every figure's own name, e.g. ``"val_"``: attached as ``val_worst_group_auroc`` with
+            ``key="worst_pair_auroc"`` and ``prefix="val_"`` it stores the worst-pair AUROC under the attached name
+            and every figure, that one included, as ``val_<figure>`` (the worst-group model-selection rule of
+            :mod:`spatialspec.handlers.selection`). ``None``: the attached name without its ``key`` suffix.
+        bootstrap: resamples of the stratified bootstrap interval of every figure (0, the default, computes none;
+            see :class:`spatialspec.metrics.RobustAUROCMetric`). With N > 0 every figure's 95% bounds are stored next
+            to it with the suffixes ``_ci_low`` and ``_ci_high`` (``test_robust_auroc_ci_low``, ...), so an
+            ``MLFlowHandler`` logging ``engine.state.metrics`` logs them too.
+        bootstrap_seed: seed of the resampling generator.
 
     Example (bundle config; MONAI attaches ``additional_metrics`` only when a ``key_val_metric`` is also given)::
 
@@ -69,15 +79,20 @@ class RobustAUROC(IgniteMetricHandler):
         output_transform: Callable | None = None,
         save_details: bool = True,
         key: str = "robust_auroc",
+        prefix: str | None = None,
+        bootstrap: int = 0,
+        bootstrap_seed: int = 0,
     ) -> None:
         if key not in FIGURE_NAMES:
             raise ValueError(f"RobustAUROC: key must be one of {', '.join(FIGURE_NAMES)}, got {key!r}")
         self.key = key
+        self.prefix = prefix
         self.score_key = score_key
         self.label_key = label_key
         self.spurious_key = spurious_key
         transform = output_transform or (lambda output: _collect(output, score_key, "output"))
-        super().__init__(metric_fn=RobustAUROCMetric(), output_transform=transform, save_details=save_details)
+        super().__init__(metric_fn=RobustAUROCMetric(bootstrap=bootstrap, bootstrap_seed=bootstrap_seed),
+                         output_transform=transform, save_details=save_details)
 
     def iteration_completed(self, engine: Engine) -> None:
         """Add the batch's scores (from the output) and labels (from the batch)."""
@@ -98,6 +113,11 @@ class RobustAUROC(IgniteMetricHandler):
         """Store the ``key`` figure (the robust AUROC by default) under ``name`` and the others under names derived
         from it."""
         result = self.compute()
-        prefix = name[: -len(self.key)] if name.endswith(self.key) else f"{name}_"
+        prefix = self.prefix
+        if prefix is None:
+            prefix = name[: -len(self.key)] if name.endswith(self.key) else f"{name}_"
         for figure, value in result.items():
-            engine.state.metrics[name if figure == self.key else prefix + figure] = value
+            if figure == self.key:
+                engine.state.metrics[name] = value
+            if figure != self.key or self.prefix is not None:
+                engine.state.metrics[prefix + figure] = value

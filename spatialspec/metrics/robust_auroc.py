@@ -7,18 +7,23 @@ ranks exactly these images backwards and scores near 0; a model that reads the a
 
 The *pair* AUROCs compare one negative subgroup with one positive subgroup, and the worst-pair AUROC is their
 minimum, the figure to watch when no single subset is known to be the hard one. AUROC itself is scikit-learn's.
+
+The figures are computed with numpy (torch tensors are accepted), so that reading results (``spatialspec compare``)
+needs no torch; the MONAI metric that gathers them during training, :class:`RobustAUROCMetric`, lives in
+:mod:`spatialspec.metrics.robust_auroc_metric` and is re-exported here on first access.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from monai.metrics import Cumulative
-from sklearn.metrics import roc_auc_score
+
+if TYPE_CHECKING:
+    from .robust_auroc_metric import RobustAUROCMetric
 
 __all__ = ["auroc", "robust_auroc", "subgroup_aurocs", "RobustAUROCMetric", "PAIR_NAMES", "FIGURE_NAMES"]
 
@@ -28,7 +33,8 @@ FIGURE_NAMES = ("overall_auroc", "robust_auroc", "worst_pair_auroc", *PAIR_NAMES
 
 
 def _as_1d(values: Any, name: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported; this module does not import it
+    if torch is not None and isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(arr)):
@@ -63,6 +69,8 @@ def auroc(y_score: Any, y_true: Any, subset: str = "all") -> float:
         warnings.warn(f"AUROC of subset '{subset}' is undefined: it holds {len(y)} samples of one class only; "
                       "reporting NaN", RuntimeWarning, stacklevel=2)
         return math.nan
+    from sklearn.metrics import roc_auc_score  # about 1.5 s to import: only when an AUROC is computed
+
     return float(roc_auc_score(y, score))
 
 
@@ -98,29 +106,10 @@ def subgroup_aurocs(y_score: Any, y_true: Any, spurious: Any) -> dict[str, float
     return report
 
 
-class RobustAUROCMetric(Cumulative):
-    """Cumulative robust-AUROC metric: collects image scores, labels and spurious labels over iterations (and
-    across processes under DDP) and reports every figure of :func:`subgroup_aurocs`.
+def __getattr__(name: str) -> Any:
+    """:class:`RobustAUROCMetric` on first access (PEP 562): it subclasses MONAI's ``Cumulative``."""
+    if name == "RobustAUROCMetric":
+        from .robust_auroc_metric import RobustAUROCMetric
 
-    Example:
-        >>> metric = RobustAUROCMetric()
-        >>> metric(torch.tensor([0.9, 0.2, 0.8, 0.1]), torch.tensor([1, 0, 1, 0]), torch.tensor([0, 1, 1, 0]))
-        >>> metric.aggregate()["robust_auroc"]
-        1.0
-    """
-
-    def __call__(self, y_pred: Any, y: Any, spurious: Any) -> None:  # type: ignore[override]
-        """Add a batch: ``y_pred`` image scores, ``y`` image labels, ``spurious`` spurious labels (N each)."""
-        tensors = [torch.as_tensor(v).detach().reshape(-1).float().cpu() for v in (y_pred, y, spurious)]
-        if len({t.numel() for t in tensors}) != 1:
-            raise ValueError(f"y_pred, y and spurious must hold one value per image, got sizes "
-                             f"{[t.numel() for t in tensors]}")
-        self.extend(*tensors)
-
-    def aggregate(self) -> dict[str, float]:  # type: ignore[override]
-        """The figures over everything added since the last ``reset``."""
-        buffers = self.get_buffer()
-        if not isinstance(buffers, list) or not buffers or buffers[0] is None or buffers[0].numel() == 0:
-            raise ValueError("RobustAUROCMetric.aggregate: no data was added")
-        score, y, s = (b.numpy() for b in buffers)
-        return subgroup_aurocs(score, y, s)
+        return RobustAUROCMetric
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

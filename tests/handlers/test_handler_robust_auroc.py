@@ -308,3 +308,33 @@ def test_attach_run_params_without_tracking_is_a_no_op():
     handlers = [StatsHandler(), StatsHandler()]
     assert attach_run_params(handlers, PARAMS) == []
     assert attach_run_params([], PARAMS) == []
+
+
+def test_bootstrap_bounds_in_metrics_and_mlflow(tmp_path, monkeypatch):
+    """bootstrap=N: every figure's 95% bounds are stored next to it (``<name>_ci_low`` / ``_ci_high``) and an
+    MLFlowHandler logging the evaluator's metrics logs them; without it there are none (the default)."""
+    import mlflow
+    from spatialspec.metrics import bootstrap_intervals
+
+    data = make_data()
+    engine = make_evaluator(data, False, {"val_robust_auroc": RobustAUROC(bootstrap=200, bootstrap_seed=4)})
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = "sqlite:///" + str(tmp_path.resolve()) + "/mlruns.db"
+    MLFlowHandler(tracking_uri=uri, experiment_name="ci", run_name="eval", iteration_log=False,
+                  close_on_complete=True).attach(engine)
+    engine.run()
+
+    scores, y, s = expected_scores(data), [y for y, _ in YS], [s for _, s in YS]
+    intervals = bootstrap_intervals(scores.astype(np.float32), y, s, n_resamples=200, seed=4)
+    metrics = engine.state.metrics
+    assert set(metrics) == ALL_NAMES | {KEY} | {f"{n}_ci_{b}" for n in ALL_NAMES for b in ("low", "high")}
+    for figure, (low, high) in intervals.items():
+        name = "val_" + figure
+        assert (metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"]) == pytest.approx((low, high), abs=1e-12)
+        assert low <= metrics[name] <= high
+    assert metrics["val_robust_auroc_ci_low"] < metrics["val_robust_auroc_ci_high"]
+
+    mlflow.set_tracking_uri(uri)
+    logged = mlflow.search_runs(experiment_names=["ci"]).iloc[0]
+    assert logged["metrics.val_robust_auroc_ci_low"] == pytest.approx(metrics["val_robust_auroc_ci_low"])
+    assert logged["metrics.val_worst_pair_auroc_ci_high"] == pytest.approx(metrics["val_worst_pair_auroc_ci_high"])
