@@ -23,10 +23,20 @@ __all__ = ["GroupDROLoss", "GroupDROObjective"]
 class GroupDROLoss(nn.Module):
     """Online group DRO: an exponentiated-gradient update of group weights q, then the q-weighted group loss.
 
-    Per batch, with ``L_g`` the mean per-sample loss of group g in the batch (0 if absent): for each group present,
+    Per batch, with ``L_g`` the mean per-sample loss of group g in the batch (0 if absent):
     ``logit_g += step_size * (L_g + size_adjustment / sqrt(n_g))``; ``q = softmax(logits)``; the loss is
     ``sum_g q_g * L_g`` (q carries no gradient). ``n_g`` is ``group_counts[g]`` (the training-set group sizes, as in
     the generalisation adjustment of Sagawa et al.) when given, else the group's count in the batch.
+
+    Which groups move follows the reference code of Sagawa et al. (``LossComputer.compute_robust_loss`` of
+    kohpangwei/group_DRO): with ``group_counts`` every group is updated on every batch, a group absent from the batch
+    with ``L_g = 0``, so its weight still grows by ``exp(step_size * size_adjustment / sqrt(n_g))`` relative to a
+    group with zero loss and no adjustment (small groups gain weight between their appearances). Two departures,
+    both only where the reference is undefined or a constant: a group with ``group_counts[g] == 0`` (no training
+    sample, which the reference would divide by) is updated only if it appears in a batch, with ``n_g = 1``; and
+    without ``group_counts`` only the groups present are updated (an absent group has no batch count to adjust
+    by). The returned loss is ``sum_g q_g L_g``; the reference also adds ``sum_g q_g C / sqrt(n_g)`` to the value
+    it returns (an in-place addition), a constant of the network's parameters that changes no gradient.
 
     The weights move only in training mode (``loss_fn.train()``, the default); in eval mode the current q is used
     as it is.
@@ -35,7 +45,7 @@ class GroupDROLoss(nn.Module):
         n_groups: number of groups; group ids lie in ``[0, n_groups)``.
         step_size: the exponentiated-gradient step (eta_q).
         size_adjustment: the generalisation adjustment C (the paper's baselines use 3).
-        group_counts: training-set size of each group, for the adjustment.
+        group_counts: training-set size of each group (>= 0), for the adjustment.
 
     Example:
         >>> loss_fn = GroupDROLoss(n_groups=2, step_size=0.1)
@@ -59,8 +69,8 @@ class GroupDROLoss(nn.Module):
         counts = None
         if group_counts is not None:
             counts = torch.as_tensor(group_counts, dtype=torch.float32)
-            if counts.shape != (n_groups,) or bool((counts <= 0).any()):
-                raise ValueError(f"group_counts must hold {n_groups} positive counts, got {group_counts!r}")
+            if counts.shape != (n_groups,) or bool((counts < 0).any()):
+                raise ValueError(f"group_counts must hold {n_groups} counts >= 0, got {group_counts!r}")
         self.register_buffer("group_counts", counts)
         self.register_buffer("logits", torch.zeros(n_groups))
 
@@ -89,9 +99,13 @@ class GroupDROLoss(nn.Module):
         group_loss = (one_hot * losses[:, None]).sum(dim=0) / batch_counts.clamp(min=1)
         if self.training:
             with torch.no_grad():
-                counts = self.group_counts if self.group_counts is not None else batch_counts.clamp(min=1)
-                step = group_loss.detach() + self.size_adjustment / counts.to(losses.device).sqrt()
-                self.logits += self.step_size * torch.where(present, step, torch.zeros_like(step))
+                if self.group_counts is not None:  # the reference: every group with training samples moves
+                    counts = self.group_counts.to(losses.device)
+                    update = present | (counts > 0)
+                else:
+                    counts, update = batch_counts, present
+                step = group_loss.detach() + self.size_adjustment / counts.clamp(min=1).sqrt()
+                self.logits += self.step_size * torch.where(update, step, torch.zeros_like(step))
         return (self.q.detach().to(losses.dtype) * group_loss).sum()
 
 
@@ -134,7 +148,11 @@ class GroupDROObjective(nn.Module):
             from spatialspec.robust.george import InferredGroups
 
             groups = InferredGroups.load(self.groups) if isinstance(self.groups, (str, os.PathLike)) else self.groups
-            self.n_groups, counts = groups.n_groups, groups.counts
+            # the training-set sizes as they are: an empty group (a cluster no training sample falls in) gets no
+            # weight from the size adjustment (GroupDROLoss), where InferredGroups.counts would count it as 1
+            self.n_groups = groups.n_groups
+            counts = torch.bincount(torch.as_tensor(groups.groups["training"], dtype=torch.long),
+                                    minlength=groups.n_groups)
         device = self.group_loss.logits.device if self.group_loss is not None else None
         self.group_loss = GroupDROLoss(int(self.n_groups), self.step_size, self.size_adjustment, counts)
         if device is not None:

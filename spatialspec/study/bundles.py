@@ -8,7 +8,7 @@ from pathlib import Path
 from spatialspec.levels import SpecificityLevel, parse_level
 
 __all__ = ["find_bundles_dir", "bundle_for", "study_level", "method_configs", "BINARY_MODELS", "BASELINES", "METHODS",
-           "METHOD_BUNDLES"]
+           "METHOD_BUNDLES", "IMAGE_LABEL_BUNDLES", "STAGE_EPOCHS"]
 
 BINARY_MODELS = ("pixel", "classifier")
 # the robust-training baselines on binary labels (Table 1, App. A.2), named like levels in a study
@@ -17,6 +17,11 @@ BASELINES = {"jtt": "jtt_classification", "george": "george_classification"}
 METHODS = {"seg-ssl": ("seg", "ssl"), "seg-spl": ("seg", "spl")}
 # the bundle of each method model and the configs merged after its train.yaml (and before evaluate.yaml)
 METHOD_BUNDLES = {"ssl": ("seg_ssl", ()), "spl": ("segmentation", ("spl.yaml",))}
+# the bundles that train on image labels only: their datalist entries need no abnormal mask ('label')
+IMAGE_LABEL_BUNDLES = ("binary_classification", *BASELINES.values())
+# the setting holding the epochs of a two-stage bundle's first stage (default: the final stage's `epochs`); a study
+# trained until converged pins it to its --epochs, so that the first stage does not train --max-epochs epochs
+STAGE_EPOCHS = {"jtt_classification": "erm_epochs", "george_classification": "erm_epochs", "seg_ssl": "initial_epochs"}
 
 
 def find_bundles_dir(bundles_dir: str | os.PathLike | None = None) -> Path:

@@ -37,6 +37,33 @@ def test_two_steps_with_size_adjustment_and_counts():
     assert loss_fn.q.tolist() == pytest.approx(_softmax([0.21, 0.60]), abs=1e-6)
 
 
+def test_absent_groups_move_by_their_size_adjustment_as_in_the_reference():
+    """Sagawa et al.'s LossComputer.compute_robust_loss updates every group on every batch: an absent group has loss 0
+    and still gains its adjustment C / sqrt(n_g); a group without training samples (n_g = 0) stays put."""
+    loss_fn = GroupDROLoss(n_groups=4, step_size=0.5, size_adjustment=2.0, group_counts=[4, 16, 100, 0])
+    out = loss_fn(torch.tensor([1.0, 3.0, 0.5]), torch.tensor([0, 0, 1]))
+    # L0 = 2, L1 = 0.5, L2 = L3 = 0 (absent); adjustments 2/2 = 1, 2/4 = 0.5, 2/10 = 0.2, none for the empty group
+    logits = [0.5 * (2.0 + 1.0), 0.5 * (0.5 + 0.5), 0.5 * (0.0 + 0.2), 0.0]
+    assert loss_fn.logits.tolist() == pytest.approx(logits, abs=1e-6)
+    q = _softmax(logits)
+    # the returned loss leaves out the constant sum_g q_g C / sqrt(n_g) the reference adds to its value
+    assert out.item() == pytest.approx(q[0] * 2.0 + q[1] * 0.5, abs=1e-6)
+    # a second batch of group 0 alone: the absent groups 1 and 2 keep growing by their adjustment
+    loss_fn(torch.tensor([1.0]), torch.tensor([0]))
+    logits = [logits[0] + 0.5 * (1.0 + 1.0), logits[1] + 0.5 * 0.5, logits[2] + 0.5 * 0.2, 0.0]
+    assert loss_fn.logits.tolist() == pytest.approx(logits, abs=1e-6)
+    # an empty group that does appear in a batch counts as one sample
+    loss_fn(torch.tensor([2.0]), torch.tensor([3]))
+    assert loss_fn.logits[3].item() == pytest.approx(0.5 * (2.0 + 2.0))
+
+
+def test_absent_groups_without_adjustment_keep_their_weight():
+    # C = 0: an absent group's step is its loss, 0, as before
+    loss_fn = GroupDROLoss(n_groups=3, step_size=1.0, group_counts=[5, 5, 5])
+    loss_fn(torch.tensor([1.0, 2.0]), torch.tensor([0, 1]))
+    assert loss_fn.logits.tolist() == pytest.approx([1.0, 2.0, 0.0])
+
+
 def test_batch_counts_used_without_group_counts():
     loss_fn = GroupDROLoss(n_groups=2, step_size=1.0, size_adjustment=2.0)
     loss_fn(torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0]), torch.tensor([0, 0, 0, 0, 1]))
@@ -67,7 +94,7 @@ def test_eval_mode_does_not_update_and_gradient_flows_through_losses_only():
     "kwargs, message",
     [({"n_groups": 0}, "n_groups"), ({"n_groups": 2, "step_size": -1}, "step_size"),
      ({"n_groups": 2, "size_adjustment": -1}, "size_adjustment"),
-     ({"n_groups": 2, "group_counts": [1, 2, 3]}, "group_counts"), ({"n_groups": 2, "group_counts": [0, 2]},
+     ({"n_groups": 2, "group_counts": [1, 2, 3]}, "group_counts"), ({"n_groups": 2, "group_counts": [-1, 2]},
                                                                     "group_counts")],
 )
 def test_invalid_parameters(kwargs, message):
@@ -97,8 +124,9 @@ from spatialspec.losses import ChannelCrossEntropyLoss, GroupDROObjective  # noq
 
 
 class _ReferenceDRO:
-    """Sagawa et al.'s online update, written out in numpy: logits_g += eta * (L_g + C / sqrt(n_g)) for the groups
-    present in the batch, q = softmax(logits), loss = sum_g q_g L_g."""
+    """Sagawa et al.'s online update, written out in numpy: logits_g += eta * (L_g + C / sqrt(n_g)), q = softmax(logits),
+    loss = sum_g q_g L_g; with training counts every group with samples moves (absent: L_g = 0), with batch counts
+    only the groups present."""
 
     def __init__(self, n_groups, step_size, size_adjustment=0.0, counts=None):
         self.logits = np.zeros(n_groups)
@@ -112,10 +140,13 @@ class _ReferenceDRO:
     def __call__(self, losses, groups):
         losses, groups = np.asarray(losses, dtype=np.float64), np.asarray(groups)
         group_loss = np.zeros(len(self.logits))
-        for g in np.unique(groups):
-            group_loss[g] = losses[groups == g].mean()
+        for g in range(len(self.logits)):
+            present = bool((groups == g).any())
+            if present:
+                group_loss[g] = losses[groups == g].mean()
             n = self.counts[g] if self.counts is not None else (groups == g).sum()
-            self.logits[g] += self.eta * (group_loss[g] + self.c / math.sqrt(n))
+            if present or n > 0:
+                self.logits[g] += self.eta * (group_loss[g] + self.c / math.sqrt(max(n, 1)))
         return float((self.q * group_loss).sum())
 
 
@@ -228,7 +259,7 @@ def test_objective_from_inferred_groups_file(tmp_path):
     from spatialspec.robust import InferredGroups
 
     path = tmp_path / "groups.json"
-    # training sizes: group 0: 9, group 1: 4, group 2: 0 (counted as 1)
+    # training sizes: group 0: 9, group 1: 4, group 2: 0
     InferredGroups(n_groups=3, groups={"training": [0] * 9 + [1] * 4}).save(path)
     objective = GroupDROObjective(ChannelCrossEntropyLoss(reduction="none"), groups=str(path), step_size=0.1,
                                   size_adjustment=3.0)
@@ -236,16 +267,17 @@ def test_objective_from_inferred_groups_file(tmp_path):
     objective.attach(engine)
     engine.fire_event(Events.STARTED)  # what engine.run does first: the file is read now
     assert objective.n_groups == 3
-    assert objective.group_loss.group_counts.tolist() == [9.0, 4.0, 1.0]
+    assert objective.group_loss.group_counts.tolist() == [9.0, 4.0, 0.0]
 
     # logits [0, 0] (CE = log 2), [log 3, 0] (CE = log 4) and [0, log 3] for class 1 (CE = log 4)
     pred = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0], [0.0, math.log(3.0)], [0.0, 0.0]])
     target = torch.tensor([0, 1, 0, 1])
     engine.state.batch = {"group": torch.tensor([0, 0, 2, 2])}
     loss = objective(pred, target)
-    # L0 = (log 2 + log 4) / 2 = 1.5 log 2; L2 = (log 4 + log 2) / 2 = 1.5 log 2; group 1 absent
+    # L0 = (log 2 + log 4) / 2 = 1.5 log 2; L2 = (log 4 + log 2) / 2 = 1.5 log 2; group 1 absent (L1 = 0)
     l0 = l2 = 1.5 * math.log(2.0)
-    logits = [0.1 * (l0 + 3.0 / 3.0), 0.0, 0.1 * (l2 + 3.0 / 1.0)]  # sqrt(9) = 3, sqrt(1) = 1
+    # sqrt(9) = 3; absent group 1 grows by its adjustment 3 / sqrt(4); the empty group 2 appears: counted as 1
+    logits = [0.1 * (l0 + 3.0 / 3.0), 0.1 * (3.0 / 2.0), 0.1 * (l2 + 3.0 / 1.0)]
     assert objective.group_loss.logits.tolist() == pytest.approx(logits, abs=1e-6)
     q = _softmax(logits)
     assert loss.item() == pytest.approx(q[0] * l0 + q[2] * l2, abs=1e-6)
