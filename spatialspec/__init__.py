@@ -5,13 +5,47 @@ Subpackages, one concept each: :mod:`spatialspec.data` (synthetic data model, da
 (ignite handlers), :mod:`spatialspec.losses`, :mod:`spatialspec.robust` (the JTT and GEORGE baselines),
 :mod:`spatialspec.embeddings` (embedding extraction), :mod:`spatialspec.theory` (variance and MI measures, App. B),
 :mod:`spatialspec.cost` (annotation cost, Sec. 4.1), :mod:`spatialspec.study` (the level x seed study).
+
+Each subpackage is imported on first access (``spatialspec.data.load_split`` after ``import spatialspec``, as the
+bundle configs write it; PEP 562), so ``import spatialspec`` costs no torch or MONAI import and the command line
+answers at once where it needs neither. The FlexibleUNet backbone ``se_resnext50_32x4d`` (:mod:`spatialspec.networks`)
+is registered as soon as MONAI's networks are imported (:mod:`spatialspec._backbones`).
 """
 
 from __future__ import annotations
 
-from . import cost, data, embeddings, handlers, levels, losses, metrics, networks, robust, theory, transforms
+import importlib
+import importlib.util
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from ._backbones import register_when_monai_networks_load
+
+if TYPE_CHECKING:
+    from . import (cost, data, embeddings, errors, handlers, identity, levels, losses, metrics, networks, robust,
+                   theory, transforms)
 
 __version__ = "0.1.0"
 
-__all__ = ["cost", "data", "embeddings", "handlers", "levels", "losses", "metrics", "networks", "robust", "theory",
-           "transforms", "__version__"]
+__all__ = ["cost", "data", "embeddings", "errors", "handlers", "identity", "levels", "losses", "metrics", "networks",
+           "robust", "theory", "transforms", "__version__"]
+
+_SUBPACKAGES = frozenset(__all__) - {"__version__"}
+
+
+def __getattr__(name: str) -> ModuleType:
+    """Import the subpackage ``name`` on first access (PEP 562): those of :data:`__all__` and any other submodule
+    (``spatialspec.study``, ``spatialspec.atomic``), but never ``__main__``. The import binds it as an attribute, so
+    later accesses do not come here."""
+    if name in _SUBPACKAGES or (not name.startswith("_")
+                                and importlib.util.find_spec(f"{__name__}.{name}") is not None):
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names and every subpackage of :data:`__all__`, imported or not."""
+    return sorted(set(globals()) | set(__all__))
+
+
+register_when_monai_networks_load()

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import xlogy
 
 from spatialspec.data.synthetic import SyntheticParams
 
@@ -138,6 +137,8 @@ def mi_closed_form(gamma_r: ArrayLike, w: ArrayLike, base: float | None = None) 
     with 0 log(.) = 0 (so g = 1 gives 0). Natural logarithm (nats) unless ``base`` is given (2 for bits).
     Vectorised over ``gamma_r`` and ``w``; returns a float for scalar input.
     """
+    from scipy.special import xlogy  # scipy when computed: the command line's parser imports this package
+
     g, w = np.asarray(gamma_r, dtype=np.float64), np.asarray(w, dtype=np.float64)
     p_s0 = g + (1 - w) * (1 - g)  # eq. (11), P(S_ij = 0 | Ytilde_ij = 1)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -23,13 +23,11 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import ndimage
-from scipy.special import xlogy
 
 from spatialspec.data.datalist import load_split
 from spatialspec.data.synthetic import SyntheticParams, generate_split
 from spatialspec.levels import SpecificityLevel, parse_level
-from spatialspec.transforms.specificity import dilate_supervision, specificity_supervision
+from spatialspec.supervision import dilate_supervision, specificity_supervision
 
 from .closed_form import _check_rounding, specificity_distance
 
@@ -80,6 +78,8 @@ def dilate_mask(mask: np.ndarray, r: float, rounding: str = "floor") -> np.ndarr
         raise ValueError(f"mask must have at least 2 (spatial) dimensions, got shape {mask.shape}")
     if rounding == "floor":
         return dilate_supervision(mask, r)
+    from scipy import ndimage  # scipy when computed: the command line's parser imports this package
+
     h, w = mask.shape[-2:]
     half_h, half_w = specificity_distance(h, r, "ceil") - 1, specificity_distance(w, r, "ceil") - 1
     out = (mask > 0).view(np.uint8) if mask.dtype == bool else (mask > 0).astype(np.uint8)
@@ -133,6 +133,8 @@ def joint_counts(spurious: np.ndarray, abnormal: np.ndarray, supervision: np.nda
 def mi_from_counts(counts: np.ndarray, base: float | None = None) -> float:
     """Plug-in mutual information of a 2-D contingency table (0 log 0 = 0); nats unless ``base`` is given, NaN for
     an empty table."""
+    from scipy.special import xlogy  # scipy when computed: the command line's parser imports this package
+
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum()
     if total == 0:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from monai.bundle.utils import DEFAULT_MLFLOW_SETTINGS
-
 from .buffer import BUFFER_NAME
 
 __all__ = ["mlflow_settings", "HANDLER_TARGET", "BUFFER_FILE_ID"]
@@ -31,6 +29,8 @@ def mlflow_settings(buffer_file: str | None = None, engines: tuple[str, ...] = (
     Raises:
         ValueError: if ``engines`` names an entry MONAI's settings do not have.
     """
+    from monai.bundle.utils import DEFAULT_MLFLOW_SETTINGS  # imported here: this module is importable without MONAI
+
     settings = copy.deepcopy(DEFAULT_MLFLOW_SETTINGS)
     handlers = settings["handlers_id"]
     unknown = [e for e in engines if e not in handlers]

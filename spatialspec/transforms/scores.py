@@ -20,30 +20,10 @@ from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_tensor
 
+from spatialspec.score_names import SCORE_METHODS, parse_score  # names and parser, free of torch
+
 __all__ = ["parse_score", "image_score", "batch_image_score", "ImageScore", "ImageScored", "ImageScoreD",
            "ImageScoreDict", "SCORE_METHODS"]
-
-SCORE_METHODS = ("mean", "max", "topk:K")
-
-
-def parse_score(method: str) -> tuple[str, int | None]:
-    """Parse a score name into ``(kind, k)``.
-
-    Raises:
-        ValueError: naming the score if it is not ``mean``, ``max`` or ``topk:K`` with K >= 1.
-    """
-    kind, _, arg = str(method).strip().lower().partition(":")
-    if kind in ("mean", "max") and not arg:
-        return kind, None
-    if kind == "topk":
-        try:
-            k = int(arg)
-        except ValueError:
-            raise ValueError(f"score {method!r}: topk needs an integer K, e.g. 'topk:64'") from None
-        if k < 1:
-            raise ValueError(f"score {method!r}: K must be >= 1")
-        return kind, k
-    raise ValueError(f"unknown score {method!r}: use one of {', '.join(SCORE_METHODS)}")
 
 
 def image_score(prob: torch.Tensor, method: str = "mean", channel: int = 1) -> torch.Tensor:
