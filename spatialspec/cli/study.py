@@ -6,21 +6,26 @@ import argparse
 import time
 from pathlib import Path
 
-from spatialspec.atomic import write_json_atomic
+from spatialspec.atomic import removed_on_error, write_json_atomic
 from spatialspec.data import parse_synthetic_overrides
+from spatialspec.data.validate import require_datalist_file
 from spatialspec.study import (
     StudyConfig,
     format_table,
     plan_runs,
     plot_results,
+    prepare_study,
     run_study,
     study_params,
     summarize,
     write_summary_csv,
 )
+from spatialspec.selection_rules import STUDY_RULES
 from spatialspec.study.bundles import study_level
-from spatialspec.study.tracking import log_study_run
+from spatialspec.study.report import convergence_warning
 from spatialspec.tracking import BUFFER_NAME
+
+from .types import non_negative_int, positive_int
 
 __all__ = ["register", "add_study_arguments", "config_from_args", "parse_override"]
 
@@ -38,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/study", help="output folder (default: %(default)s)")
     add_study_arguments(parser, "spatialspec-study", "MLflow tracking URI (default: sqlite:///<out>/mlruns.db; "
                                                      "'none' disables tracking)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="retrain every run from scratch, overwriting run folders of --out made with other "
+                             "settings (by default an existing --out resumes: runs with equal fingerprints are "
+                             "reused or resumed, runs with other settings are refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_study)
 
@@ -57,7 +66,23 @@ def add_study_arguments(parser: argparse.ArgumentParser, experiment_name: str, t
                                                         "is the headline (default: %(default)s)")
     parser.add_argument("--binary-model", default="pixel", help="comma-separated models for the binary level: pixel "
                                                                 "(pixel-wise network), classifier (global pooling)")
-    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=50,
+                        help="training epochs per run, the paper's recipe (default: %(default)s); with "
+                             "--until-converged the epochs of a two-stage bundle's first stage")
+    parser.add_argument("--select", choices=STUDY_RULES, default="val_loss",
+                        help="model-selection rule of every run, specificity levels and baselines alike: val_loss "
+                             "(smallest validation loss, Sec. 3.3.2; reads no spurious label), val_robust_auroc / "
+                             "val_worst_group_auroc (largest validation robust / worst-pair AUROC; read s), last "
+                             "(the final epoch) (default: %(default)s)")
+    parser.add_argument("--until-converged", action="store_true",
+                        help="train every run until its validation loss has not improved for --patience epochs "
+                             "(early stopping), at most --max-epochs")
+    parser.add_argument("--patience", type=positive_int, default=20,
+                        help="epochs without improvement of the validation loss after which a run counts as "
+                             "converged (runs that did not are named in a warning); the early-stopping patience "
+                             "of --until-converged (default: %(default)s)")
+    parser.add_argument("--max-epochs", type=positive_int, default=500,
+                        help="the most epochs a run trains with --until-converged (default: %(default)s)")
     parser.add_argument("--location-labels", default="all", metavar="N1,N2,...",
                         help="label budgets (Sec. 5.2, Fig. 4): train every location-supervised level and method on "
                              "N seeded, class-stratified, nested training samples per budget ('all': every sample); "
@@ -69,6 +94,9 @@ def add_study_arguments(parser: argparse.ArgumentParser, experiment_name: str, t
     parser.add_argument("--tracking-uri", help=tracking_help)
     parser.add_argument("--experiment-name", default=experiment_name)
     parser.add_argument("--bundles-dir", help="folder holding the bundles (default: the source tree's bundles/)")
+    parser.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
+                        help="resamples of the stratified bootstrap that gives every test figure a 95%% interval "
+                             "(0: no intervals; default: %(default)s)")
 
 
 def parse_override(item: str) -> tuple[str, object]:
@@ -85,8 +113,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     """The :class:`StudyConfig` an argument namespace describes (validated)."""
     if args.dataset == "datalist" and not args.datalist:
         raise ValueError("--dataset datalist needs --datalist FILE")
-    if args.datalist and not Path(args.datalist).is_file():
-        raise FileNotFoundError(f"--datalist: file not found: {args.datalist}")
+    if args.datalist:
+        require_datalist_file(args.datalist)
     try:
         seeds = [int(s) for s in _csv(args.seeds)]
     except ValueError:
@@ -97,7 +125,9 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         binary_models=_csv(args.binary_model), epochs=args.epochs, synthetic=parse_synthetic_overrides(args.synthetic),
         datalist=str(Path(args.datalist).resolve()) if args.datalist else None, out_dir=args.out,
         tracking_uri=args.tracking_uri, experiment_name=args.experiment_name, bundles_dir=args.bundles_dir,
-        overrides=dict(parse_override(item) for item in args.overrides), location_labels=budgets)
+        overrides=dict(parse_override(item) for item in args.overrides), location_labels=budgets,
+        bootstrap=args.bootstrap, select=args.select, until_converged=args.until_converged,
+        patience=args.patience, max_epochs=args.max_epochs, fresh=bool(getattr(args, "fresh", False)))
 
 
 def location_budgets(text: str) -> list[int | None]:
@@ -126,23 +156,34 @@ def location_budgets(text: str) -> list[int | None]:
 def _study(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from spatialspec.study.tracking import log_study_run  # MONAI's MLflow handler: imported when a study runs
+
     config = config_from_args(args)
     out = Path(config.out_dir).resolve()
     runs = plan_runs(config)
-    write_json_atomic(out / "study.json", study_params(config))
-    started = time.perf_counter()
-    with tqdm(total=len(runs), desc="study", unit="run", disable=args.no_progress) as bar:
-        def progress(spec, records):
-            bar.set_postfix_str(f"{spec.key}: robust AUROC {records[0]['robust_auroc']:.3f}")
-            bar.update()
+    # bad input and run folders of other runs fail here, before anything is written; a failure before the first run
+    # finished leaves no --out
+    fingerprints = prepare_study(config, runs)
+    finished: list[str] = []
+    with removed_on_error(out, keep=lambda: bool(finished)):
+        write_json_atomic(out / "study.json", study_params(config))
+        started = time.perf_counter()
+        with tqdm(total=len(runs), desc="study", unit="run", disable=args.no_progress) as bar:
+            def progress(spec, records):
+                finished.append(spec.key)
+                bar.set_postfix_str(f"{spec.key}: robust AUROC {records[0]['robust_auroc']:.3f}")
+                bar.update()
 
-        results = run_study(config, progress=progress)
+            results = run_study(config, progress=progress, fingerprints=fingerprints)
     wall = time.perf_counter() - started
-    rows = summarize(results)
+    rows = summarize(results, out_dir=out)
     summary_path = write_summary_csv(rows, out / "summary.csv")
     plot_path = plot_results(rows, out / "robust_auroc.png",
                              title="synthetic data (Sec. 3.2.2)" if not config.datalist else Path(config.datalist).name)
     print(format_table(rows))
+    warning = convergence_warning(results, config.patience)
+    if warning:
+        print(warning)
     print(f"\n{len(runs)} runs in {wall:.1f} s")
     print(f"results: {out / 'results.json'}\nsummary: {summary_path}\nplot:    {plot_path}")
     if config.tracking_enabled:

@@ -8,23 +8,27 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-from monai.bundle import ConfigWorkflow
-from monai.utils import path_to_sqlite_uri
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from spatialspec.atomic import write_json_atomic
 from spatialspec.data.synthetic import SyntheticParams
 from spatialspec.levels import parse_level
 from spatialspec.metrics.robust_auroc import FIGURE_NAMES
-from spatialspec.tracking import BUFFER_NAME, TrackingBuffer, mlflow_settings
-from spatialspec.tracking.buffer import metric_entry
-from spatialspec.transforms.scores import parse_score
+from spatialspec.score_names import parse_score
+from spatialspec.selection_rules import STUDY_RULES
+from spatialspec.tracking.buffer import BUFFER_NAME, TrackingBuffer, metric_entry
 
-from .bundles import BASELINES, BINARY_MODELS, METHODS, bundle_for, find_bundles_dir, method_configs, study_level
+from .predictions import image_ids, predictions_filename, uncertainty_fields, write_predictions
+from .bundles import (BASELINES, BINARY_MODELS, METHODS, STAGE_EPOCHS, bundle_for, find_bundles_dir, method_configs,
+                      study_level)
+from .inputs import validate_study_inputs
+
+if TYPE_CHECKING:
+    from monai.bundle import ConfigWorkflow
 
 __all__ = ["StudyConfig", "RunSpec", "plan_runs", "run_dir", "run_training", "run_study", "study_params",
-           "train_missing", "train_overrides"]
+           "train_missing", "train_overrides", "expected_fingerprint", "check_run_folders", "prepare_study"]
 
 
 @dataclass
@@ -50,6 +54,22 @@ class StudyConfig:
         location_labels: label budgets (Sec. 5.2, Fig. 4): every location-supervised level and method is trained
             once per budget on that many location-labelled training samples (``None``: all of them); the binary
             level and the binary-label baselines train once, on all samples.
+        select: the model-selection rule of every run (:mod:`spatialspec.handlers.selection`): ``val_loss`` (the
+            smallest validation loss, Sec. 3.3.2; reads no spurious label), ``val_robust_auroc``,
+            ``val_worst_group_auroc`` (the largest validation robust / worst-pair AUROC; read ``s``) or ``last``
+            (the final epoch), for the specificity levels and the baselines (App. A.2) alike.
+        until_converged: train every run until its validation loss has not improved for ``patience`` epochs
+            (early stopping), at most ``max_epochs``; the first stage of a two-stage bundle (JTT's and GEORGE's
+            ERM model, Seg-SSL's initial network) still trains ``epochs``.
+        patience: epochs without improvement of the validation loss after which a run counts as converged (the
+            records' ``converged``), and after which ``until_converged`` stops it.
+        max_epochs: the most epochs a run trains with ``until_converged``.
+        bootstrap: resamples of the stratified percentile bootstrap that gives every test figure a 95% interval
+            (:func:`spatialspec.metrics.bootstrap_intervals`, seeded with the run's seed); 0 turns it off (the
+            records' ``*_ci`` fields are then ``None``).
+        fresh: retrain every run from scratch, overwriting run folders made with other settings, instead of
+            refusing them; by default a run is resumed or reused only when its fingerprint
+            (:mod:`spatialspec.identity`) equals the one recorded with it.
     """
 
     levels: Sequence[str] = ("binary", "bbox", "seg")
@@ -65,6 +85,12 @@ class StudyConfig:
     bundles_dir: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     location_labels: Sequence[int | None] = (None,)
+    select: str = "val_loss"
+    until_converged: bool = False
+    patience: int = 20
+    max_epochs: int = 500
+    bootstrap: int = 1000
+    fresh: bool = False
 
     def __post_init__(self) -> None:
         self.levels = [study_level(level) for level in self.levels]
@@ -79,8 +105,16 @@ class StudyConfig:
                 raise ValueError(f"binary_models: {model!r} is not one of {', '.join(BINARY_MODELS)}")
         if not self.levels or not self.seeds or not self.scores or not self.binary_models:
             raise ValueError("levels, seeds, scores and binary_models must each name at least one value")
+        if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int) or self.bootstrap < 0:
+            raise ValueError(f"bootstrap must be an integer >= 0 (0 turns the intervals off), got {self.bootstrap!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.select not in STUDY_RULES:
+            raise ValueError(f"select: {self.select!r} is not one of {', '.join(STUDY_RULES)}")
+        for name in ("patience", "max_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
     @property
     def tracking_enabled(self) -> bool:
@@ -90,8 +124,15 @@ class StudyConfig:
     def resolved_tracking_uri(self) -> str:
         """The MLflow URI runs are logged to (an absolute SQLite URI under ``out_dir`` by default)."""
         if self.tracking_uri is None:
-            return path_to_sqlite_uri(Path(self.out_dir).resolve() / "mlruns.db")
+            return _sqlite_uri(Path(self.out_dir).resolve() / "mlruns.db")
         return self.tracking_uri
+
+
+def _sqlite_uri(path: Path) -> str:
+    """The SQLite URI of a database file, as :func:`monai.utils.path_to_sqlite_uri` writes it (absolute POSIX path,
+    URI-special characters percent-encoded), without importing MONAI: planning a study (``spatialspec sweep plan``)
+    needs neither torch nor MONAI."""
+    return f"sqlite:///{quote(Path(path).absolute().as_posix(), safe='/:')}"
 
 
 def _budget(n: Any) -> int | None:
@@ -151,6 +192,8 @@ def plan_runs(config: StudyConfig) -> list[RunSpec]:
 
 
 def _workflow(config_files: list[Path], meta_file: Path, tracking: dict | None, **overrides: Any) -> ConfigWorkflow:
+    from monai.bundle import ConfigWorkflow  # torch and MONAI only when a run is built
+
     return ConfigWorkflow(config_file=[str(f) for f in config_files], meta_file=str(meta_file), logging_file=False,
                           workflow_type=None, tracking=tracking, **overrides)
 
@@ -159,6 +202,8 @@ def _tracking_settings(buffer_file: str | Path | None = None) -> dict:
     """MONAI's MLflow settings for the trainer and validator only (test figures are logged by the study), with
     :class:`~spatialspec.tracking.BufferedMLFlowHandler`: an unreachable server buffers the records in
     ``buffer_file`` (``spatialspec sync`` pushes them)."""
+    from spatialspec.tracking.settings import mlflow_settings  # MONAI's defaults
+
     return mlflow_settings(None if buffer_file is None else str(buffer_file), engines=("trainer", "validator"))
 
 
@@ -169,19 +214,28 @@ def run_dir(config: StudyConfig, spec: RunSpec) -> Path:
 
 
 def train_overrides(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
-    """The bundle overrides that train ``spec``: bundle root, output folder (:func:`run_dir`), level, seed, epochs,
-    data (``datalist`` when set, else the synthetic parameters), label budget and the study's extra overrides."""
+    """The bundle overrides that train ``spec``: bundle root, output folder (:func:`run_dir`), level, seed, epochs
+    (``max_epochs`` with ``until_converged``, the first stage of a two-stage bundle pinned to ``epochs``), data
+    (``datalist`` when set, else the synthetic parameters), the selection rule (``select``), the convergence
+    settings (``until_converged``, ``patience``), label budget and the study's extra overrides."""
     overrides = {
         "bundle_root": str(find_bundles_dir(config.bundles_dir) / spec.bundle),
         # an expression, so that MONAI's tracking patch can append the executed-config file name to it
         "output_dir": "$" + repr(str(run_dir(config, spec))),
         "level": spec.level,
         "seed": spec.seed,
-        "epochs": config.epochs,
+        "epochs": config.max_epochs if config.until_converged else config.epochs,
         "synthetic": config.synthetic.to_dict(),
         "datalist": config.datalist,
-        **config.overrides,
+        "select": config.select,
+        "until_converged": config.until_converged,
+        "patience": config.patience,
     }
+    if config.until_converged and spec.bundle in STAGE_EPOCHS:
+        overrides[STAGE_EPOCHS[spec.bundle]] = config.epochs
+    if config.fresh:
+        overrides["resume"] = False
+    overrides.update(config.overrides)
     if spec.location_labels is not None:
         overrides["location_labels"] = spec.location_labels
     return overrides
@@ -194,8 +248,14 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     Returns:
         one record per score: level, model, score, seed, ``location_labels``, every figure of
         :func:`spatialspec.metrics.subgroup_aurocs` on the test split, ``n_test``, ``wall_s`` (training plus
-        evaluation), ``best_epoch``, ``key_metric`` (the validation figure that chose the checkpoint: ``val_loss``,
-        or ``val_robust_auroc`` for the baselines), its ``best_key_metric`` and the MLflow ``run_id`` (or ``None``).
+        evaluation), ``best_epoch``, ``select`` (the model-selection rule), ``key_metric`` (the validation figure
+        the rule read: ``val_loss`` by default; ``last`` keeps the final epoch and reports its ``val_loss``), its
+        ``best_key_metric``, ``converged`` (whether the validation loss had stopped improving ``patience`` epochs
+        before training ended; :class:`spatialspec.handlers.ConvergenceMonitor`), ``val_loss_best_epoch`` and
+        ``epochs_trained``, the MLflow ``run_id`` (or ``None``), the
+        uncertainty fields of :func:`spatialspec.study.predictions.uncertainty_fields` (``subgroup_counts``,
+        ``bootstrap``, ``robust_auroc_ci``, ``overall_auroc_ci``, ``worst_pair_auroc_ci`` and the pair AUROCs'
+        ``*_ci``) and ``predictions``: the per-image test predictions file, relative to ``out_dir``.
     """
     configs = find_bundles_dir(config.bundles_dir) / spec.bundle / "configs"
     common = train_overrides(config, spec)
@@ -209,10 +269,12 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     train = _workflow(config_files, configs / "metadata.json", tracking,
                       score=config.scores[0], **common)
     train.initialize()
+    fingerprint = train.parser.get_parsed_content("fingerprint")["digest"]
     train.run()
     evaluator = train.parser.get_parsed_content("validate#evaluator")
     best_epoch, best_key_metric = evaluator.state.best_metric_epoch, evaluator.state.best_metric
     key_metric = evaluator.state.key_metric_name
+    convergence = train.parser.get_parsed_content("train#convergence").summary()
     train.finalize()
     train_wall = time.perf_counter() - started
 
@@ -226,13 +288,23 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
         evaluate.run()
         engine = evaluate.parser.get_parsed_content("validate#evaluator")
         metrics = engine.state.metrics
-        n_test = int(engine.state.metric_details["test_robust_auroc"][0].numel())
+        test_score, test_y, test_s = (b.numpy() for b in engine.state.metric_details["test_robust_auroc"])
+        n_test = int(test_score.size)
+        predictions = write_predictions(
+            run_dir(config, spec) / predictions_filename(score),
+            image_ids(evaluate.parser.get_parsed_content("validate#data"), test_y, test_s), test_y, test_s, test_score)
         evaluate.finalize()
         record = {"level": spec.level, "model": spec.model, "score": score, "seed": spec.seed, "bundle": spec.bundle,
                   **{name: float(metrics[f"test_{name}"]) for name in FIGURE_NAMES}, "n_test": n_test,
                   "wall_s": round(train_wall + time.perf_counter() - started, 3), "best_epoch": int(best_epoch),
                   "key_metric": key_metric, "best_key_metric": float(best_key_metric), "epochs": config.epochs,
-                  "run_key": spec.key, "run_id": None, "location_labels": spec.location_labels}
+                  "select": config.select, "converged": convergence["converged"],
+                  "val_loss_best_epoch": convergence["val_loss_best_epoch"],
+                  "epochs_trained": convergence["epochs_trained"],
+                  "run_key": spec.key, "fingerprint": fingerprint, "run_id": None,
+                  "location_labels": spec.location_labels,
+                  **uncertainty_fields(test_score, test_y, test_s, config.bootstrap, spec.seed),
+                  "predictions": predictions.relative_to(Path(config.out_dir).resolve()).as_posix()}
         records.append(record)
         train_wall = 0.0  # training time is counted once, in the first score's record
     if tracking is not None:
@@ -243,8 +315,9 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
 
 
 def _log_test_figures(config: StudyConfig, run_name: str, records: list[dict[str, Any]]) -> str | None:
-    """Add the test figures of every score to the run's MLflow record (the validator logged the per-epoch ones); if
-    the tracking server is unreachable they go to ``<out_dir>/mlflow_buffer.jsonl``.
+    """Add the test figures of every score to the run's MLflow record (the validator logged the per-epoch ones), with
+    their bootstrap bounds as ``test_<figure>_ci_low_<score>`` / ``..._ci_high_<score>`` when the study computed
+    them; if the tracking server is unreachable they go to ``<out_dir>/mlflow_buffer.jsonl``.
 
     Returns:
         the MLflow run id (``None`` if buffered for a run the store never saw).
@@ -257,6 +330,9 @@ def _log_test_figures(config: StudyConfig, run_name: str, records: list[dict[str
     now = int(time.time() * 1000)
     metrics = [Metric(f"test_{name}_{r['score'].replace(':', '')}", r[name], now, 0)
                for r in records for name in FIGURE_NAMES]
+    metrics += [Metric(f"test_{name}_ci_{bound}_{r['score'].replace(':', '')}", r[f"{name}_ci"][i], now, 0)
+                for r in records for name in FIGURE_NAMES if r.get(f"{name}_ci") is not None
+                for i, bound in enumerate(("low", "high"))]
     # an unreachable server: buffer the figures with the run's other records (returns the run id if known)
     buffer = TrackingBuffer(Path(config.out_dir).resolve() / BUFFER_NAME, config.resolved_tracking_uri())
     logged = buffer.attempt(lambda: _log_online(config, run_name, metrics), lambda: buffer.record(
@@ -281,23 +357,146 @@ def _log_online(config: StudyConfig, run_name: str, metrics: list) -> str:
     return run_id
 
 
-def run_study(config: StudyConfig, progress: Callable[[RunSpec, list[dict[str, Any]]], None] | None = None
-              ) -> list[dict[str, Any]]:
+def expected_fingerprint(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
+    """The fingerprint (:func:`spatialspec.identity.run_fingerprint`) the run ``spec`` of ``config`` will have,
+    from its bundle's config with the study's overrides, without training or reading data: the network, loss,
+    optimizer and transforms are built, nothing else.
+
+    Raises:
+        InputError: if the bundle config cannot build them (the root cause, in one line).
+    """
+    configs = find_bundles_dir(config.bundles_dir) / spec.bundle / "configs"
+    workflow = _workflow([configs / name for name in spec.config_files], configs / "metadata.json", None,
+                         score=config.scores[0], **train_overrides(config, spec))
+    return workflow.parser.get_parsed_content("fingerprint")
+
+
+def check_run_folders(config: StudyConfig, runs: Sequence[RunSpec],
+                      fingerprints: dict[str, dict[str, Any]]) -> None:
+    """Refuse, before anything trains, every run folder of ``runs`` that holds a resume checkpoint or a ``model.pt``
+    made by a run with another fingerprint (other level, seed, data, hyper-parameters, ...); with
+    ``config.fresh`` nothing is refused (the runs start over).
+
+    Raises:
+        RunIdentityError: one line per folder refused (the first few), naming the fields that differ and the ways
+            out (another ``--out``, ``--fresh``).
+    """
+    from spatialspec.errors import RunIdentityError
+    from spatialspec.handlers.resume import load_resume_checkpoint, stored_fingerprint
+    from spatialspec.identity import FINGERPRINT_FILE, fingerprint_differences, read_fingerprint_file
+
+    if config.fresh:
+        return
+    problems = []
+    for spec in runs:
+        folder = run_dir(config, spec)
+        checkpoint, marker = folder / "resume" / "latest.pt", folder / "models" / FINGERPRINT_FILE
+        stored = []
+        if checkpoint.is_file():
+            stored.append(stored_fingerprint(load_resume_checkpoint(checkpoint, mmap=True)))
+        if marker.is_file():
+            stored.append(read_fingerprint_file(marker))
+        for fingerprint in stored:
+            differences = fingerprint_differences(fingerprint, fingerprints[spec.key])
+            if differences:
+                problems.append(f"{spec.key} ({'; '.join(differences[:4])}"
+                                f"{'; ...' if len(differences) > 4 else ''})")
+                break
+    if problems:
+        more = f", and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise RunIdentityError(
+            f"{Path(config.out_dir).resolve()} holds runs made with other settings, left untouched: "
+            f"{', '.join(problems[:3])}{more}. Ways out: another --out; or --fresh to retrain them from scratch "
+            "and overwrite them.")
+
+
+def _reusable_records(config: StudyConfig, spec: RunSpec, records: Sequence[dict[str, Any]], digest: str
+                      ) -> list[dict[str, Any]] | None:
+    """The recorded results of ``spec`` when they can stand for a new run: same run key and fingerprint, every score
+    of the study with the same bootstrap, and the checkpoint and predictions files still there; else ``None`` (train,
+    or resume)."""
+    if config.fresh:
+        return None
+    mine = [r for r in records if r.get("run_key") == spec.key and r.get("fingerprint") == digest
+            and r.get("bootstrap", 0) == config.bootstrap]
+    by_score = {r["score"]: r for r in mine}
+    if not all(score in by_score for score in config.scores):
+        return None
+    if not (run_dir(config, spec) / "models" / "model.pt").is_file():
+        return None
+    records = [by_score[score] for score in config.scores]
+    # the per-image predictions behind the intervals and `spatialspec compare` must still be there
+    if not all(r.get("predictions") and (Path(config.out_dir).resolve() / r["predictions"]).is_file()
+               for r in records):
+        return None
+    return records
+
+
+def _read_results(path: Path) -> list[dict[str, Any]]:
+    from spatialspec.errors import InputError
+
+    if not path.is_file():
+        return []
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable results file ({e}); move it away to start the study over") from None
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise InputError(f"{path}: not a spatialspec results file (expected a list of records)")
+    return results
+
+
+def prepare_study(config: StudyConfig, runs: Sequence[RunSpec] | None = None) -> dict[str, dict[str, Any]]:
+    """Everything a study checks before it writes or trains anything: its input data
+    (:func:`~spatialspec.study.inputs.validate_study_inputs`), each run's fingerprint (:func:`expected_fingerprint`)
+    and the run folders already in ``out_dir`` (:func:`check_run_folders`).
+
+    Returns:
+        the fingerprint of every run, by run key.
+
+    Raises:
+        InputError: listing what is wrong with the data or the options.
+        RunIdentityError: when ``out_dir`` holds runs made with other settings.
+    """
+    runs = plan_runs(config) if runs is None else list(runs)
+    validate_study_inputs(config, runs)
+    fingerprints = {spec.key: expected_fingerprint(config, spec) for spec in runs}
+    check_run_folders(config, runs, fingerprints)
+    return fingerprints
+
+
+def run_study(config: StudyConfig, progress: Callable[[RunSpec, list[dict[str, Any]]], None] | None = None,
+              fingerprints: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Run every level x model x seed of ``config``; ``out_dir/results.json`` is rewritten (atomically) after
-    each run, so an interrupted study keeps what it finished.
+    each run, so an interrupted study keeps what it finished, and running the same study again resumes it: a run
+    whose records and checkpoint carry the run's fingerprint is reused, an interrupted one resumes from its last
+    epoch, the others train. Run folders of runs with other settings are refused before anything trains
+    (:func:`check_run_folders`) unless ``config.fresh``.
 
     Args:
         config: the study.
         progress: called after each run with its spec and records (the CLI's progress bar).
+        fingerprints: what :func:`prepare_study` returned, when the caller ran it already.
 
     Returns:
-        all records (see :func:`run_training`).
+        the records of the study's runs (see :func:`run_training`), in plan order.
+
+    Raises:
+        InputError: before anything is written, listing what is wrong with the datalist or the label budgets
+            (:func:`~spatialspec.study.inputs.validate_study_inputs`).
+        RunIdentityError: before anything is written, when ``out_dir`` holds runs made with other settings.
     """
+    runs = plan_runs(config)
     out = Path(config.out_dir)
+    previous = _read_results(out / "results.json")
+    if fingerprints is None:
+        fingerprints = prepare_study(config, runs)
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
-    for spec in plan_runs(config):
-        records = run_training(config, spec)
+    for spec in runs:
+        records = _reusable_records(config, spec, previous, fingerprints[spec.key]["digest"])
+        if records is None:
+            records = run_training(config, spec)
         results.extend(records)
         write_json_atomic(out / "results.json", results)
         if progress is not None:
@@ -309,7 +508,9 @@ def train_missing(config: StudyConfig, runs: Sequence[RunSpec], require_checkpoi
                   progress: Callable[[int, RunSpec, list[dict[str, Any]] | None, float], None] | None = None
                   ) -> list[dict[str, Any]]:
     """Train the runs whose records are not yet in ``<out_dir>/results.json``, rewriting it (atomically) after each
-    run: a rerun resumes an interrupted reproduction.
+    run: a rerun resumes an interrupted reproduction. A recorded run counts only with the fingerprint the run would
+    have now; run folders of runs with other settings are refused before anything trains (as in :func:`run_study`).
+    Records of other runs in ``results.json`` are kept.
 
     Args:
         config: the study the runs belong to.
@@ -319,12 +520,18 @@ def train_missing(config: StudyConfig, runs: Sequence[RunSpec], require_checkpoi
 
     Returns:
         every record of ``results.json``.
+
+    Raises:
+        RunIdentityError: before anything trains, when a run folder or record was made with other settings.
     """
     results_path = Path(config.out_dir) / "results.json"
-    results: list[dict[str, Any]] = json.loads(results_path.read_text()) if results_path.is_file() else []
+    results = _read_results(results_path)
+    fingerprints = prepare_study(config, runs)
     for i, spec in enumerate(runs, 1):
-        recorded = any(r.get("run_key") == spec.key for r in results)
-        if recorded and (not require_checkpoint or (run_dir(config, spec) / "models" / "model.pt").is_file()):
+        digest = fingerprints[spec.key]["digest"]
+        recorded = [r for r in results if r.get("run_key") == spec.key]
+        if recorded and all(r.get("fingerprint") == digest for r in recorded) and not config.fresh and (
+                not require_checkpoint or (run_dir(config, spec) / "models" / "model.pt").is_file()):
             if progress is not None:
                 progress(i, spec, None, 0.0)
             continue

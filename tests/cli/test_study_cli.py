@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 
@@ -11,7 +12,8 @@ import mlflow
 import pytest
 
 from spatialspec.cli.main import main
-from spatialspec.metrics import FIGURE_NAMES
+from spatialspec.metrics import FIGURE_NAMES, subgroup_aurocs
+from spatialspec.study.predictions import read_predictions
 
 TINY = ["--synthetic", "m=24", "--synthetic", "n=16", "--synthetic", "a=4", "--synthetic", "b=5",
         "--synthetic", "n_val=12", "--synthetic", "n_test=40", "--synthetic", "mu_y=0.5"]
@@ -43,12 +45,23 @@ def test_study_tiny_end_to_end(tmp_path, capsys):
             assert key in record, key
         assert record["n_test"] == 40
         assert record["wall_s"] >= 0
+        # uncertainty (issue 13): subgroup sizes, 95% bootstrap intervals, the per-image predictions behind them
+        assert sum(record["subgroup_counts"].values()) == 40 and record["bootstrap"] == 1000
+        for name in FIGURE_NAMES:
+            low, high = record[f"{name}_ci"]
+            assert math.isnan(record[name]) or low <= record[name] <= high, name
+        predictions = read_predictions(out / record["predictions"])
+        assert len(predictions.ids) == 40 and predictions.ids[0] == "test_00000"
+        assert subgroup_aurocs(predictions.score, predictions.y, predictions.s)["robust_auroc"] == pytest.approx(
+            record["robust_auroc"], nan_ok=True)
     assert {(r["level"], r["model"]) for r in records} == {("binary", "pixel"), ("binary", "classifier"),
                                                           ("seg", "pixel")}
     with open(out / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 * 2
-    assert {"robust_auroc_mean", "robust_auroc_std", "overall_auroc_mean"} <= set(rows[0])
+    assert {"robust_auroc_mean", "robust_auroc_std", "overall_auroc_mean", "robust_auroc_ci_low",
+            "robust_auroc_ci_high"} <= set(rows[0])
+    assert float(rows[0]["robust_auroc_ci_low"]) <= float(rows[0]["robust_auroc_ci_high"])
     assert (out / "robust_auroc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "robust AUROC" in printed and str(out / "robust_auroc.png") in printed
@@ -64,6 +77,15 @@ def test_study_tiny_end_to_end(tmp_path, capsys):
         nan_ok=True)
     study_id = runs[runs["tags.mlflow.runName"] == "study"].iloc[0]["run_id"]
     assert seg["tags.mlflow.parentRunId"] == study_id
+    assert seg["metrics.test_robust_auroc_ci_high_mean"] == pytest.approx(
+        next(r["robust_auroc_ci"][1] for r in records if r["run_key"] == "seg-pixel-s0" and r["score"] == "mean"),
+        nan_ok=True)
+
+    # the study folder is what `spatialspec compare` reads
+    assert main(["compare", str(out), "--a", "binary (classifier)", "--b", "seg", "--score", "topk:4",
+                 "--bootstrap", "50", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["seed"] for r in report["per_seed"]] == [0, 1] and report["pooled"]["n_images"] == 80
 
 
 @pytest.mark.parametrize(
@@ -81,6 +103,21 @@ def test_study_tiny_end_to_end(tmp_path, capsys):
 def test_bad_arguments_exit_2_with_named_field(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bootstrap_option_of_study_and_sweep_plan(capsys):
+    from spatialspec.cli.main import build_parser
+    from spatialspec.cli.study import config_from_args
+
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["study"])).bootstrap == 1000
+    assert config_from_args(parser.parse_args(["study", "--bootstrap", "0"])).bootstrap == 0
+    plan_args = parser.parse_args(["sweep", "plan", "--out", "plan.json", "--bootstrap", "200"])
+    assert plan_args.bootstrap == 200
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["study", "--bootstrap", "-1"])
+    assert exit_info.value.code == 2
+    assert "--bootstrap: must be an integer >= 0" in capsys.readouterr().err
 
 
 def test_python_dash_m_entry_point():
