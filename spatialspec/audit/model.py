@@ -92,9 +92,8 @@ def _state_misfit(network: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
     unexpected = [k for k in state if k not in own]
     mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
                   if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    parts = [f"{len(items)} {what} (first: {items[0]})" for items, what in
-             ((missing, "missing tensors"), (unexpected, "unexpected tensors"), (mismatched, "tensors of another shape"))
-             if items]
+    kinds = ((missing, "missing tensors"), (unexpected, "unexpected tensors"), (mismatched, "tensors of another shape"))
+    parts = [f"{len(items)} {what} (first: {items[0]})" for items, what in kinds if items]
     return ", ".join(parts)
 
 

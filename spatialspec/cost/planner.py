@@ -281,8 +281,10 @@ def load_results(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
 
     Raises:
         FileNotFoundError: naming the path when neither it nor ``<path>/results.json`` exists.
-        ValueError: naming the file when it is not a JSON list of records.
+        InputError: (a ``ValueError``) naming the file when it is not a JSON list of records.
     """
+    from spatialspec.errors import InputError
+
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     records: list[dict[str, Any]] = []
@@ -292,10 +294,10 @@ def load_results(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
             raise FileNotFoundError(f"results file not found: {file}")
         try:
             content = json.loads(file.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"results file {file} is not valid JSON: {e}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"results file {file} is not valid JSON: {e}") from None
         if not isinstance(content, list) or not all(isinstance(r, dict) for r in content):
-            raise ValueError(f"results file {file} must hold a JSON list of records")
+            raise InputError(f"results file {file} must hold a JSON list of records")
         records.extend(content)
     return records
 

@@ -15,7 +15,6 @@ split is generated from the seed; with a datalist it is the same for every seed)
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -80,17 +79,15 @@ def load_results(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
     Raises:
         InputError: when the folder or file is missing or the file is not a list of study records.
     """
+    from spatialspec.cost.planner import load_results as load_results_files
+
     path = Path(out_dir) / "results.json"
     if not Path(out_dir).is_dir():
         raise InputError(f"study folder not found: {out_dir}")
     if not path.is_file():
         raise InputError(f"{path} not found: RESULTS must be the --out folder of `spatialspec study`")
-    try:
-        records = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(records, list) or not all(isinstance(r, dict) and {"level", "score", "seed"} <= set(r)
-                                                for r in records):
+    records = load_results_files(path)
+    if not all({"level", "score", "seed"} <= set(r) for r in records):
         raise InputError(f"{path} is not a list of study records (each with level, score and seed)")
     return records
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -433,17 +432,11 @@ def _reusable_records(config: StudyConfig, spec: RunSpec, records: Sequence[dict
 
 
 def _read_results(path: Path) -> list[dict[str, Any]]:
-    from spatialspec.errors import InputError
+    """The records of an existing ``results.json`` (none when there is no file); a file that is not a list of
+    records is refused (:func:`spatialspec.cost.planner.load_results`) rather than overwritten."""
+    from spatialspec.cost.planner import load_results
 
-    if not path.is_file():
-        return []
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: not a readable results file ({e}); move it away to start the study over") from None
-    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-        raise InputError(f"{path}: not a spatialspec results file (expected a list of records)")
-    return results
+    return load_results(path) if path.is_file() else []
 
 
 def prepare_study(config: StudyConfig, runs: Sequence[RunSpec] | None = None) -> dict[str, dict[str, Any]]:

@@ -124,9 +124,9 @@ from spatialspec.losses import ChannelCrossEntropyLoss, GroupDROObjective  # noq
 
 
 class _ReferenceDRO:
-    """Sagawa et al.'s online update, written out in numpy: logits_g += eta * (L_g + C / sqrt(n_g)), q = softmax(logits),
-    loss = sum_g q_g L_g; with training counts every group with samples moves (absent: L_g = 0), with batch counts
-    only the groups present."""
+    """Sagawa et al.'s online update, written out in numpy: logits_g += eta * (L_g + C / sqrt(n_g)),
+    q = softmax(logits), loss = sum_g q_g L_g; with training counts every group with samples moves (absent:
+    L_g = 0), with batch counts only the groups present."""
 
     def __init__(self, n_groups, step_size, size_adjustment=0.0, counts=None):
         self.logits = np.zeros(n_groups)
