@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import warnings
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,17 @@ def load_resume_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, An
         InputError: if ``path`` is not a resume checkpoint of a known format.
     """
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise InputError(f"{path} is not a spatialspec resume checkpoint (not a file written by torch.save); delete "
+                         "it or start over with --resume False")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except Exception:
+            if not mmap:
+                raise
+            # mmap reads only torch's zip format: load the file plainly for its real state or error
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated file, another program's file, a pickle with code in it
         raise InputError(f"{path} is not a readable spatialspec resume checkpoint ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else 'unreadable'}); delete it or start over with "

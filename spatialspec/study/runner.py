@@ -380,7 +380,7 @@ def check_run_folders(config: StudyConfig, runs: Sequence[RunSpec],
         RunIdentityError: one line per folder refused (the first few), naming the fields that differ and the ways
             out (another ``--out``, ``--fresh``).
     """
-    from spatialspec.errors import RunIdentityError
+    from spatialspec.errors import InputError, RunIdentityError
     from spatialspec.handlers.resume import load_resume_checkpoint, stored_fingerprint
     from spatialspec.identity import FINGERPRINT_FILE, fingerprint_differences, read_fingerprint_file
 
@@ -392,7 +392,10 @@ def check_run_folders(config: StudyConfig, runs: Sequence[RunSpec],
         checkpoint, marker = folder / "resume" / "latest.pt", folder / "models" / FINGERPRINT_FILE
         stored = []
         if checkpoint.is_file():
-            stored.append(stored_fingerprint(load_resume_checkpoint(checkpoint, mmap=True)))
+            try:
+                stored.append(stored_fingerprint(load_resume_checkpoint(checkpoint, mmap=True)))
+            except InputError as e:
+                raise InputError(f"run {spec.key}: {str(e).replace('--resume False', '--fresh')}") from None
         if marker.is_file():
             stored.append(read_fingerprint_file(marker))
         for fingerprint in stored:

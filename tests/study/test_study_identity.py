@@ -106,3 +106,14 @@ def test_fresh_retrains_with_the_new_settings(tmp_path, monkeypatch):
     # and the new settings are now the folder's: without --fresh they are reused
     trained.clear()
     assert _study(out, "--synthetic", "rho=0.9") == 0 and trained == []
+
+
+def test_unreadable_checkpoint_in_out_is_named_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "study"
+    checkpoint = out / "runs" / "seg-pixel-s0" / "resume" / "latest.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_text("not a checkpoint")
+    assert _study(out) == 2
+    err = capsys.readouterr().err
+    assert "run seg-pixel-s0" in err and "not a file written by torch.save" in err and "--fresh" in err
+    assert sorted(p.name for p in out.iterdir()) == ["runs"]  # nothing written
