@@ -43,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/study", help="output folder (default: %(default)s)")
     add_study_arguments(parser, "spatialspec-study", "MLflow tracking URI (default: sqlite:///<out>/mlruns.db; "
                                                      "'none' disables tracking)")
+    # the study evaluates on the test split (a sweep only trains): its intervals are options of the study alone
+    parser.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
+                        help="resamples of the stratified bootstrap that gives every test figure a 95%% interval "
+                             "(0: no intervals; default: %(default)s)")
     parser.add_argument("--fresh", action="store_true",
                         help="retrain every run from scratch, overwriting run folders of --out made with other "
                              "settings (by default an existing --out resumes: runs with equal fingerprints are "
@@ -94,9 +98,6 @@ def add_study_arguments(parser: argparse.ArgumentParser, experiment_name: str, t
     parser.add_argument("--tracking-uri", help=tracking_help)
     parser.add_argument("--experiment-name", default=experiment_name)
     parser.add_argument("--bundles-dir", help="folder holding the bundles (default: the source tree's bundles/)")
-    parser.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
-                        help="resamples of the stratified bootstrap that gives every test figure a 95%% interval "
-                             "(0: no intervals; default: %(default)s)")
 
 
 def parse_override(item: str) -> tuple[str, object]:
@@ -126,7 +127,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         datalist=str(Path(args.datalist).resolve()) if args.datalist else None, out_dir=args.out,
         tracking_uri=args.tracking_uri, experiment_name=args.experiment_name, bundles_dir=args.bundles_dir,
         overrides=dict(parse_override(item) for item in args.overrides), location_labels=budgets,
-        bootstrap=args.bootstrap, select=args.select, until_converged=args.until_converged,
+        bootstrap=getattr(args, "bootstrap", 1000), select=args.select, until_converged=args.until_converged,
         patience=args.patience, max_epochs=args.max_epochs, fresh=bool(getattr(args, "fresh", False)))
 
 
