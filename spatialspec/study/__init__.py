@@ -6,8 +6,8 @@ from .bundles import BINARY_MODELS, bundle_for, find_bundles_dir
 from .compare import Comparison, compare_rows
 from .inputs import validate_study_inputs
 from .report import format_table, plot_results, summarize, write_summary_csv
-from .runner import (RunSpec, StudyConfig, check_run_folders, expected_fingerprint, plan_runs, prepare_study, run_dir,
-                     run_study, run_training, study_params, train_missing)
+from .resume import check_run_folders, expected_fingerprint, prepare_study, run_study, train_missing
+from .runner import RunSpec, StudyConfig, plan_runs, run_dir, run_training, study_params
 
 __all__ = ["BINARY_MODELS", "bundle_for", "find_bundles_dir", "format_table", "plot_results", "summarize",
            "write_summary_csv", "RunSpec", "StudyConfig", "plan_runs", "run_dir", "run_study", "run_training",
