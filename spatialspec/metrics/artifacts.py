@@ -20,11 +20,11 @@ from .robust_auroc import _as_1d, auroc
 __all__ = ["artifact_auroc_gaps"]
 
 
-def artifact_auroc_gaps(scores: Any, y: Any, flags: Mapping[str, Any]) -> dict[str, dict[str, float | int]]:
+def artifact_auroc_gaps(y_pred: Any, y: Any, flags: Mapping[str, Any]) -> dict[str, dict[str, float | int]]:
     """AUROC on the images with and without each artifact, and their gap (Sec. 5.1).
 
     Args:
-        scores: image scores, shape (n,); higher means more likely abnormal (malignant).
+        y_pred: image scores, shape (n,); higher means more likely abnormal (malignant).
         y: image labels in {0, 1}, shape (n,).
         flags: artifact name -> 0/1 flags, shape (n,) each (e.g. the datalist's ``dark_corner``, ``hair``, ...).
 
@@ -37,16 +37,16 @@ def artifact_auroc_gaps(scores: Any, y: Any, flags: Mapping[str, Any]) -> dict[s
     Raises:
         ValueError: naming the array when lengths differ, a label or flag is not 0/1, or a score is not finite.
     """
-    score, labels = _as_1d(scores, "scores"), _as_1d(y, "y")
+    score, labels = _as_1d(y_pred, "y_pred"), _as_1d(y, "y")
     if score.size != labels.size:
-        raise ValueError(f"scores and y must have the same length, got {score.size} and {labels.size}")
+        raise ValueError(f"y_pred and y must have the same length, got {score.size} and {labels.size}")
     if not np.isin(labels, (0, 1)).all():
         raise ValueError("y must hold only 0 and 1")
     report: dict[str, dict[str, float | int]] = {}
     for name, values in flags.items():
         flag = _as_1d(values, f"flags[{name!r}]")
         if flag.size != score.size:
-            raise ValueError(f"flags[{name!r}] has {flag.size} values, scores has {score.size}")
+            raise ValueError(f"flags[{name!r}] has {flag.size} values, y_pred has {score.size}")
         if not np.isin(flag, (0, 1)).all():
             raise ValueError(f"flags[{name!r}] must hold only 0 and 1")
         present = flag == 1

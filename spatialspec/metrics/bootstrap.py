@@ -71,14 +71,14 @@ def _subgroup_name(y: int, s: int) -> str:
     return f"y{y}s{s}"
 
 
-def subgroup_counts(y_true: Any, spurious: Any) -> dict[str, int]:
+def subgroup_counts(y: Any, s: Any) -> dict[str, int]:
     """The number of images in each (y, s) subgroup (Sec. 3.3.2): ``{"y0s0": n, "y0s1": n, "y1s0": n, "y1s1": n}``.
 
     Args:
-        y_true: array-like of shape (n_samples,), the image label y in {0, 1}.
-        spurious: array-like of shape (n_samples,), the spurious label s in {0, 1}.
+        y: array-like of shape (n_samples,), the image label y in {0, 1}.
+        s: array-like of shape (n_samples,), the spurious label s in {0, 1}.
     """
-    _, y, s = _check(np.zeros(len(np.asarray(y_true).reshape(-1))), y_true, spurious)
+    _, y, s = _check(np.zeros(len(np.asarray(y).reshape(-1))), y, s)
     return {_subgroup_name(a, b): int(np.sum((y == a) & (s == b))) for a, b in SUBGROUPS}
 
 
@@ -103,14 +103,14 @@ def _chunks(n_resamples: int, n_images: int) -> list[int]:
     return [min(size, n_resamples - start) for start in range(0, n_resamples, size)]
 
 
-def stratified_weights(y_true: Any, spurious: Any, n_resamples: int, seed: int | np.random.Generator = 0
+def stratified_weights(y: Any, s: Any, n_resamples: int, seed: int | np.random.Generator = 0
                        ) -> np.ndarray:
     """Stratified bootstrap resamples as image multiplicities: within each (y, s) subgroup of m images, m draws with
     replacement, so every resample keeps every subgroup's size.
 
     Args:
-        y_true: array-like of shape (n_samples,), the image label y.
-        spurious: array-like of shape (n_samples,), the spurious label s.
+        y: array-like of shape (n_samples,), the image label y.
+        s: array-like of shape (n_samples,), the spurious label s.
         n_resamples: the number of resamples R (>= 1).
         seed: seed of a :func:`numpy.random.default_rng`, or a generator (which is advanced).
 
@@ -118,7 +118,7 @@ def stratified_weights(y_true: Any, spurious: Any, n_resamples: int, seed: int |
         an integer array of shape (R, n_samples): how many times each image is drawn in each resample.
     """
     _check_resampling(n_resamples, 0.95)
-    _, y, s = _check(np.zeros(len(np.asarray(y_true).reshape(-1))), y_true, spurious)
+    _, y, s = _check(np.zeros(len(np.asarray(y).reshape(-1))), y, s)
     return _draw_weights(y, s, int(n_resamples), _generator(seed))
 
 
@@ -151,23 +151,23 @@ def _weighted_auroc(score: np.ndarray, negatives: np.ndarray, positives: np.ndar
         return np.where(total > 0, (pos_w * wins).sum(axis=1) / np.where(total > 0, total, 1.0), math.nan)
 
 
-def weighted_aurocs(y_score: Any, y_true: Any, spurious: Any, weights: Any) -> dict[str, np.ndarray]:
+def weighted_aurocs(y_pred: Any, y: Any, s: Any, weights: Any) -> dict[str, np.ndarray]:
     """Every figure of :func:`spatialspec.metrics.subgroup_aurocs` (Sec. 5.1) for each row of image weights.
 
     With a row of ones this is ``subgroup_aurocs`` itself; with a row of bootstrap multiplicities it is the figure of
     that resample (an image drawn k times counts k times; ties count one half, as in scikit-learn).
 
     Args:
-        y_score: array-like of shape (n_samples,).
-        y_true: array-like of shape (n_samples,), the image label y.
-        spurious: array-like of shape (n_samples,), the spurious label s.
+        y_pred: array-like of shape (n_samples,), the image scores.
+        y: array-like of shape (n_samples,), the image label y.
+        s: array-like of shape (n_samples,), the spurious label s.
         weights: array-like of shape (R, n_samples) or (n_samples,), non-negative image weights.
 
     Returns:
         one array of shape (R,) per name of :data:`spatialspec.metrics.FIGURE_NAMES`; NaN where a figure's class has
         zero weight (``worst_pair_auroc``: the smallest defined pair AUROC, NaN if none is).
     """
-    score, y, s = _check(y_score, y_true, spurious)
+    score, y, s = _check(y_pred, y, s)
     w = np.asarray(weights, dtype=np.float64)
     w = w.reshape(1, -1) if w.ndim == 1 else w
     if w.ndim != 2 or w.shape[1] != len(score):
@@ -218,16 +218,16 @@ def _replicates(samples: Sequence[tuple[Sequence[np.ndarray], np.ndarray, np.nda
     return out
 
 
-def bootstrap_intervals(y_score: Any, y_true: Any, spurious: Any, n_resamples: int = 1000,
+def bootstrap_intervals(y_pred: Any, y: Any, s: Any, n_resamples: int = 1000,
                         seed: int | np.random.Generator = 0, confidence: float = 0.95
                         ) -> dict[str, tuple[float, float]]:
     """Stratified percentile bootstrap interval of every figure of :func:`spatialspec.metrics.subgroup_aurocs`:
     robust AUROC (Sec. 5.1), overall, worst-pair and the four pair AUROCs (see the module docstring for the method).
 
     Args:
-        y_score: array-like of shape (n_samples,), the image scores.
-        y_true: array-like of shape (n_samples,), the image label y.
-        spurious: array-like of shape (n_samples,), the spurious label s.
+        y_pred: array-like of shape (n_samples,), the image scores.
+        y: array-like of shape (n_samples,), the image label y.
+        s: array-like of shape (n_samples,), the spurious label s.
         n_resamples: bootstrap resamples R (>= 1; 1000 is the usual choice for 95% percentile intervals).
         seed: seed of the resampling generator (the same seed gives the same intervals).
         confidence: the interval's coverage, in (0, 1).
@@ -243,7 +243,7 @@ def bootstrap_intervals(y_score: Any, y_true: Any, spurious: Any, n_resamples: i
         (1.0, 1.0)
     """
     _check_resampling(n_resamples, confidence)
-    score, y, s = _check(y_score, y_true, spurious)
+    score, y, s = _check(y_pred, y, s)
     reps = _replicates([([score], y, s)], int(n_resamples), _generator(seed), FIGURE_NAMES)[0][0]
     return {name: _percentile_interval(reps[name], confidence) for name in FIGURE_NAMES}
 
@@ -258,7 +258,7 @@ def seed_mean_interval(samples: Sequence[tuple[Any, Any, Any]], figure: str = "r
     scores against another's, which share no scale.
 
     Args:
-        samples: one ``(y_score, y_true, spurious)`` per model (seed), arrays of shape (n_k,).
+        samples: one ``(y_pred, y, s)`` per model (seed), arrays of shape (n_k,).
         figure: one of :data:`spatialspec.metrics.FIGURE_NAMES`.
         n_resamples: bootstrap resamples (>= 1).
         seed: seed of the resampling generator.
@@ -270,7 +270,7 @@ def seed_mean_interval(samples: Sequence[tuple[Any, Any, Any]], figure: str = "r
     _check_resampling(n_resamples, confidence)
     _check_figure(figure)
     if not samples:
-        raise ValueError("seed_mean_interval needs at least one (y_score, y_true, spurious) sample")
+        raise ValueError("seed_mean_interval needs at least one (y_pred, y, s) sample")
     checked = [_check(*sample) for sample in samples]
     reps = _replicates([([score], y, s) for score, y, s in checked], int(n_resamples), _generator(seed), (figure,))
     return _percentile_interval(np.mean([r[0][figure] for r in reps], axis=0), confidence)
@@ -313,10 +313,10 @@ class PairedDifference:
 def _paired_samples(samples: Sequence[tuple[Any, Any, Any, Any]]) -> list[tuple[list[np.ndarray], np.ndarray,
                                                                                  np.ndarray]]:
     checked = []
-    for score_a, score_b, y_true, spurious in samples:
-        a, y, s = _check(score_a, y_true, spurious)
-        b, _, _ = _check(score_b, y_true, spurious)
-        checked.append(([a, b], y, s))
+    for y_pred_a, y_pred_b, y, s in samples:
+        a, labels, spurious = _check(y_pred_a, y, s)
+        b, _, _ = _check(y_pred_b, y, s)
+        checked.append(([a, b], labels, spurious))
     return checked
 
 
@@ -332,7 +332,7 @@ def pooled_paired_bootstrap_difference(samples: Sequence[tuple[Any, Any, Any, An
     are held fixed: the interval is about the test images, not about retraining.
 
     Args:
-        samples: one ``(score_a, score_b, y_true, spurious)`` per sample, arrays of shape (n_k,) on the same images.
+        samples: one ``(y_pred_a, y_pred_b, y, s)`` per sample, arrays of shape (n_k,) on the same images.
         figure: one of :data:`spatialspec.metrics.FIGURE_NAMES` (default the robust AUROC, Sec. 5.1).
         n_resamples: bootstrap resamples R (>= 1).
         seed: seed of the resampling generator.
@@ -344,7 +344,7 @@ def pooled_paired_bootstrap_difference(samples: Sequence[tuple[Any, Any, Any, An
     _check_resampling(n_resamples, confidence)
     _check_figure(figure)
     if not samples:
-        raise ValueError("pooled_paired_bootstrap_difference needs at least one (score_a, score_b, y, s) sample")
+        raise ValueError("pooled_paired_bootstrap_difference needs at least one (y_pred_a, y_pred_b, y, s) sample")
     checked = _paired_samples(samples)
     point = [[_figures(score, y, s, np.ones((1, len(y))), (figure,))[figure][0] for score in scores]
              for scores, y, s in checked]
@@ -365,17 +365,17 @@ def pooled_paired_bootstrap_difference(samples: Sequence[tuple[Any, Any, Any, An
                             confidence=float(confidence), n_images=int(sum(len(y) for _, y, _ in checked)))
 
 
-def paired_bootstrap_difference(score_a: Any, score_b: Any, y_true: Any, spurious: Any,
+def paired_bootstrap_difference(y_pred_a: Any, y_pred_b: Any, y: Any, s: Any,
                                 figure: str = "robust_auroc", n_resamples: int = 1000,
                                 seed: int | np.random.Generator = 0, confidence: float = 0.95) -> PairedDifference:
     """Paired stratified bootstrap of ``figure(b) - figure(a)`` for two models scored on the same test images: the
     difference, its percentile interval and a two-sided p-value (see the module docstring; Efron & Tibshirani 1993).
 
     Args:
-        score_a: array-like of shape (n_samples,), model a's image scores.
-        score_b: array-like of shape (n_samples,), model b's scores on the same images, in the same order.
-        y_true: array-like of shape (n_samples,), the image label y.
-        spurious: array-like of shape (n_samples,), the spurious label s.
+        y_pred_a: array-like of shape (n_samples,), model a's image scores.
+        y_pred_b: array-like of shape (n_samples,), model b's scores on the same images, in the same order.
+        y: array-like of shape (n_samples,), the image label y.
+        s: array-like of shape (n_samples,), the spurious label s.
         figure: one of :data:`spatialspec.metrics.FIGURE_NAMES` (default the robust AUROC, Sec. 5.1).
         n_resamples: bootstrap resamples R (>= 1).
         seed: seed of the resampling generator.
@@ -391,5 +391,5 @@ def paired_bootstrap_difference(score_a: Any, score_b: Any, y_true: Any, spuriou
         >>> same.difference, same.p_value
         (0.0, 1.0)
     """
-    return pooled_paired_bootstrap_difference([(score_a, score_b, y_true, spurious)], figure=figure,
+    return pooled_paired_bootstrap_difference([(y_pred_a, y_pred_b, y, s)], figure=figure,
                                               n_resamples=n_resamples, seed=seed, confidence=confidence)

@@ -42,11 +42,12 @@ class RobustAUROCMetric(Cumulative):
         self.bootstrap = bootstrap
         self.bootstrap_seed = bootstrap_seed
 
-    def __call__(self, y_pred: Any, y: Any, spurious: Any) -> None:  # type: ignore[override]
-        """Add a batch: ``y_pred`` image scores, ``y`` image labels, ``spurious`` spurious labels (N each)."""
-        tensors = [torch.as_tensor(v).detach().reshape(-1).float().cpu() for v in (y_pred, y, spurious)]
+    def __call__(self, y_pred: Any, y: Any, s: Any) -> None:  # type: ignore[override]
+        """Add a batch: ``y_pred`` image scores, ``y`` image labels, ``s`` spurious labels (N each), named and ordered
+        as in MONAI's :class:`~monai.metrics.ROCAUCMetric` (``y_pred``, ``y``)."""
+        tensors = [torch.as_tensor(v).detach().reshape(-1).float().cpu() for v in (y_pred, y, s)]
         if len({t.numel() for t in tensors}) != 1:
-            raise ValueError(f"y_pred, y and spurious must hold one value per image, got sizes "
+            raise ValueError(f"y_pred, y and s must hold one value per image, got sizes "
                              f"{[t.numel() for t in tensors]}")
         self.extend(*tensors)
 

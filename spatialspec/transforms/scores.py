@@ -18,8 +18,9 @@ from collections.abc import Hashable, Mapping
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import convert_to_tensor
+from monai.utils import convert_to_tensor, deprecated_arg, ensure_tuple
 
+from spatialspec import __version__
 from spatialspec.score_names import SCORE_METHODS, parse_score  # names and parser, free of torch
 
 __all__ = ["parse_score", "image_score", "batch_image_score", "ImageScore", "ImageScored", "ImageScoreD",
@@ -81,24 +82,48 @@ class ImageScore(Transform):
 
 
 class ImageScored(MapTransform):
-    """Dictionary form of :class:`ImageScore`: writes the score of ``keys`` to ``output_key``.
+    """Dictionary form of :class:`ImageScore`: writes the score of ``keys`` to ``output_keys``.
 
     In an evaluator's postprocessing the output key lands in ``engine.state.output`` where the
     :class:`spatialspec.handlers.RobustAUROC` handler reads it.
+
+    Args:
+        keys: the key of the (softmaxed) model output; one key.
+        method: ``mean`` (default), ``max`` or ``topk:K``.
+        channel: the abnormal class channel.
+        output_keys: where the score is written, one per key as in MONAI's dictionary transforms; default ``score``.
+        batched: the input carries a leading batch dimension; see :class:`ImageScore`.
+        allow_missing_keys: skip keys that are absent.
+        output_key: deprecated since 0.1.0, the former name of ``output_keys``; a config that still passes it runs,
+            with a ``FutureWarning``.
+
+    Raises:
+        ValueError: when ``keys`` or ``output_keys`` name more than one key, or ``output_key`` and ``output_keys``
+            name different keys.
     """
 
-    def __init__(self, keys: KeysCollection, method: str = "mean", channel: int = 1, output_key: str = "score",
-                 batched: bool = False, allow_missing_keys: bool = False) -> None:
+    @deprecated_arg(name="output_key", new_name="output_keys", since="0.1.0", version_val=__version__,
+                    msg_suffix="Please use `output_keys` instead (one output key per key, as in MONAI's "
+                               "dictionary transforms).")
+    def __init__(self, keys: KeysCollection, method: str = "mean", channel: int = 1,
+                 output_keys: KeysCollection = "score", batched: bool = False, allow_missing_keys: bool = False,
+                 output_key: str | None = None) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) != 1:
             raise ValueError(f"ImageScored: keys must name one output, got {list(self.keys)}")
+        outputs = ensure_tuple(output_keys)
+        if len(outputs) != 1:
+            raise ValueError(f"ImageScored: output_keys must name one key per key (one), got {list(outputs)}")
+        if output_key is not None and output_key != outputs[0]:
+            raise ValueError(f"ImageScored: output_key={output_key!r} (deprecated) and output_keys={outputs[0]!r} "
+                             "disagree; pass output_keys only")
         self.scorer = ImageScore(method, channel, batched)
-        self.output_key = output_key
+        self.output_keys = outputs
 
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
-        for key in self.key_iterator(d):
-            d[self.output_key] = self.scorer(d[key])
+        for key, out_key in zip(self.key_iterator(d), self.output_keys):
+            d[out_key] = self.scorer(d[key])
         return d
 
 

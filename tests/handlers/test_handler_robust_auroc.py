@@ -14,10 +14,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from ignite.metrics import Average
 from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator
 from monai.handlers import MLFlowHandler, StatsHandler
-from ignite.metrics import Average
 from monai.transforms import Activationsd, Compose
 
 from spatialspec.handlers import RobustAUROC, attach_run_params, flatten_params
@@ -73,10 +73,10 @@ def expected_scores(data: list[dict]) -> np.ndarray:
 
 def make_evaluator(data: list[dict], decollate: bool, handlers: dict) -> SupervisedEvaluator:
     if decollate:
-        post = Compose([Activationsd(keys="pred", softmax=True), ImageScored(keys="pred", output_key="score")])
+        post = Compose([Activationsd(keys="pred", softmax=True), ImageScored(keys="pred", output_keys="score")])
     else:
         post = Compose([Activationsd(keys="pred", softmax=True, dim=1),
-                        ImageScored(keys="pred", output_key="score", batched=True)])
+                        ImageScored(keys="pred", output_keys="score", batched=True)])
     loader = DataLoader(Dataset(data), batch_size=BATCH, shuffle=False, num_workers=0)
     key = {KEY: Average(output_transform=lambda output: float(np.mean([float(i["pred"][1].mean()) if decollate
                                                                         else float(i["pred"][:, 1].mean())
@@ -165,7 +165,7 @@ def test_key_overall_auroc_is_the_key_metric():
     data = make_data()
     loader = DataLoader(Dataset(data), batch_size=BATCH, shuffle=False, num_workers=0)
     post = Compose([Activationsd(keys="pred", softmax=True, dim=1),
-                    ImageScored(keys="pred", output_key="score", batched=True)])
+                    ImageScored(keys="pred", output_keys="score", batched=True)])
     engine = SupervisedEvaluator(device=torch.device("cpu"), val_data_loader=loader, network=FixedLogits(),
                                  postprocessing=post, decollate=False,
                                  key_val_metric={"val_overall_auroc": RobustAUROC(key="overall_auroc")})
@@ -314,6 +314,7 @@ def test_bootstrap_bounds_in_metrics_and_mlflow(tmp_path, monkeypatch):
     """bootstrap=N: every figure's 95% bounds are stored next to it (``<name>_ci_low`` / ``_ci_high``) and an
     MLFlowHandler logging the evaluator's metrics logs them; without it there are none (the default)."""
     import mlflow
+
     from spatialspec.metrics import bootstrap_intervals
 
     data = make_data()

@@ -68,14 +68,14 @@ def test_matches_sklearn_on_random_data():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"scores": SCORES[:-1]}, "same length"),
+    ({"y_pred": SCORES[:-1]}, "same length"),
     ({"y": [2] + Y[1:]}, "y must hold only 0 and 1"),
     ({"flags": {"hair": HAIR[:-1]}}, r"flags\['hair'\] has 7 values"),
     ({"flags": {"hair": [2] + HAIR[1:]}}, r"flags\['hair'\] must hold only 0 and 1"),
-    ({"scores": [math.nan] + SCORES[1:]}, "scores holds NaN"),
+    ({"y_pred": [math.nan] + SCORES[1:]}, "y_pred holds NaN"),
 ])
 def test_errors(kwargs, message):
-    args = {"scores": SCORES, "y": Y, "flags": {"hair": HAIR}} | kwargs
+    args = {"y_pred": SCORES, "y": Y, "flags": {"hair": HAIR}} | kwargs
     with pytest.raises(ValueError, match=message):
         artifact_auroc_gaps(**args)
 

@@ -3,6 +3,7 @@ checked against a brute-force bootstrap that expands every resample and scores i
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 
@@ -167,6 +168,24 @@ def test_bad_inputs_are_named():
         paired_bootstrap_difference(SCORE, SCORE, Y, S, figure="dice")
     with pytest.raises(ValueError, match="same length"):
         paired_bootstrap_difference(SCORE, SCORE[:-1], Y, S)
+
+
+@pytest.mark.parametrize("fn, names", [
+    (weighted_aurocs, ["y_pred", "y", "s", "weights"]),
+    (bootstrap_intervals, ["y_pred", "y", "s"]),
+    (paired_bootstrap_difference, ["y_pred_a", "y_pred_b", "y", "s"]),
+    (subgroup_counts, ["y", "s"]),
+    (stratified_weights, ["y", "s"]),
+])
+def test_monai_argument_names(fn, names):
+    """Scores first, then the image label y and the spurious label s: MONAI's compute_roc_auc(y_pred, y) names."""
+    assert list(inspect.signature(fn).parameters)[:len(names)] == names
+
+
+def test_keyword_calls():
+    assert bootstrap_intervals(s=S, y=Y, y_pred=SCORE, n_resamples=50) == bootstrap_intervals(SCORE, Y, S, 50)
+    assert subgroup_counts(s=S, y=Y) == subgroup_counts(Y, S)
+    assert paired_bootstrap_difference(y_pred_a=SCORE, y_pred_b=SCORE, y=Y, s=S, n_resamples=20).p_value == 1.0
 
 
 def test_identical_scores_differ_by_zero_with_p_one():

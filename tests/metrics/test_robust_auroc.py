@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import warnings
@@ -165,12 +166,29 @@ def test_mismatched_lengths(args):
 
 
 def test_bad_values():
-    with pytest.raises(ValueError, match="y_true"):
+    with pytest.raises(ValueError, match="^y must hold only 0 and 1"):
         robust_auroc([0.1, 0.2], [0, 2], [0, 1])
-    with pytest.raises(ValueError, match="spurious"):
+    with pytest.raises(ValueError, match="^s must hold only 0 and 1"):
         robust_auroc([0.1, 0.2], [0, 1], [0, 0.5])
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="^y_pred holds NaN"):
         robust_auroc([0.1, float("nan")], [0, 1], [0, 1])
+
+
+def test_monai_argument_names():
+    """(y_pred, y, s) in the order and with the names of MONAI's compute_roc_auc(y_pred, y), by keyword too."""
+    from monai.metrics import compute_roc_auc
+
+    assert list(inspect.signature(compute_roc_auc).parameters)[:2] == ["y_pred", "y"]
+    assert list(inspect.signature(auroc).parameters)[:2] == ["y_pred", "y"]
+    for fn in (robust_auroc, subgroup_aurocs):
+        assert list(inspect.signature(fn).parameters) == ["y_pred", "y", "s"]
+    assert robust_auroc(s=S, y=Y, y_pred=SCORE) == robust_auroc(SCORE, Y, S)
+    assert subgroup_aurocs(s=S, y=Y, y_pred=SCORE) == subgroup_aurocs(SCORE, Y, S)
+    assert auroc(y=Y, y_pred=SCORE) == auroc(SCORE, Y)
+    assert list(inspect.signature(RobustAUROCMetric.__call__).parameters) == ["self", "y_pred", "y", "s"]
+    metric = RobustAUROCMetric()
+    metric(s=torch.tensor(S), y=torch.tensor(Y), y_pred=torch.tensor(SCORE))
+    assert metric.aggregate()["robust_auroc"] == pytest.approx(11 / 18)
 
 
 # ---------------------------------------------------------------------------------------------------- metric

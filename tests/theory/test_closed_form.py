@@ -11,8 +11,16 @@ import pytest
 from scipy import ndimage
 
 from spatialspec.data import SyntheticParams
-from spatialspec.theory import (Condition8, closed_form_measures, condition_8, gamma, mi_closed_form,
-                                specificity_distance, spurious_rate, variance_closed_form)
+from spatialspec.theory import (
+    Condition8,
+    closed_form_measures,
+    condition_8,
+    gamma,
+    mi_closed_form,
+    specificity_distance,
+    spurious_rate,
+    variance_closed_form,
+)
 
 
 def counted_gamma(n: int, a: int, h: int) -> float:

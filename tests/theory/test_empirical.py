@@ -11,9 +11,22 @@ import numpy as np
 import pytest
 
 from spatialspec.data import SyntheticParams, write_synthetic_datalist
-from spatialspec.theory import (MeasureArrays, closed_form_measures, datalist_arrays, dilate_mask, empirical_measures,
-                                joint_counts, level_supervision, mi_closed_form, mi_from_counts, mi_measure,
-                                synthetic_arrays, theory_measures, variance_closed_form, variance_measure)
+from spatialspec.theory import (
+    MeasureArrays,
+    closed_form_measures,
+    datalist_arrays,
+    dilate_mask,
+    empirical_measures,
+    joint_counts,
+    level_supervision,
+    mi_closed_form,
+    mi_from_counts,
+    mi_measure,
+    synthetic_arrays,
+    theory_measures,
+    variance_closed_form,
+    variance_measure,
+)
 from spatialspec.transforms import specificity_supervision
 
 
@@ -24,7 +37,7 @@ def brute_dilate(mask: np.ndarray, r: float, rounding: str) -> np.ndarray:
     ks, ls = np.nonzero(mask)
     ii, jj = np.indices(mask.shape)
     out = np.zeros(mask.shape, bool)
-    for k, l in zip(ks, ls):
+    for k, l in zip(ks, ls):  # noqa: E741 (k, l: the paper's Y_kl)
         out |= (np.abs(ii - k) < hh) & (np.abs(jj - l) < hw)
     return out
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from spatialspec.transforms import ImageScore, ImageScored, ImageScoreD, ImageScoreDict, image_score, parse_score
+from spatialspec.transforms import ImageScore, ImageScoreD, ImageScored, ImageScoreDict, image_score, parse_score
 
 # a 2 x 2 x 3 softmax output: channel 0 background, channel 1 abnormal
 FG = [[0.1, 0.9, 0.2],
@@ -86,19 +87,49 @@ def test_image_score_transform():
 
 
 @pytest.mark.parametrize("cls", [ImageScored, ImageScoreD, ImageScoreDict])
-def test_image_scored_writes_output_key(cls):
+def test_image_scored_writes_output_keys(cls):
     data = {"pred": PROB, "y": 1}
-    out = cls(keys="pred", method="topk:2", output_key="score")(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the current name warns about nothing
+        out = cls(keys="pred", method="topk:2", output_keys="score")(data)
     assert out["score"].item() == pytest.approx(0.75)
     assert out["pred"] is PROB and out["y"] == 1
     assert "score" not in data
-    out2 = cls(keys="pred", method="max", output_key="image_score")(data)
+    out2 = cls(keys="pred", method="max", output_keys=["image_score"])(data)
     assert out2["image_score"].item() == pytest.approx(0.9)
     assert "score" not in out2
 
 
-def test_image_scored_default_output_key_and_one_key():
+def test_image_scored_deprecated_output_key_still_works():
+    """A config written with the former ``output_key`` still runs, with a FutureWarning naming the new argument."""
+    with pytest.warns(FutureWarning, match="`output_key`.*deprecated.*`output_keys`"):
+        scorer = ImageScored(keys="pred", method="max", output_key="image_score")
+    out = scorer({"pred": PROB})
+    assert out["image_score"].item() == pytest.approx(0.9)
+    assert "score" not in out
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="disagree"):
+        ImageScored(keys="pred", output_keys="score", output_key="image_score")
+
+
+def test_image_scored_deprecated_output_key_from_a_bundle_config():
+    """What a bundle YAML with ``output_key: score`` builds through MONAI's ConfigParser."""
+    from monai.bundle import ConfigParser
+
+    for name in ("output_key", "output_keys"):
+        parser = ConfigParser({"post": {"_target_": "spatialspec.transforms.ImageScored", "keys": "pred",
+                                        name: "image_score"}})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scorer = parser.get_parsed_content("post")
+        assert scorer({"pred": PROB})["image_score"].item() == pytest.approx(2.2 / 6, abs=1e-6)
+        deprecated = [w for w in caught if issubclass(w.category, FutureWarning) and "output_key`" in str(w.message)]
+        assert len(deprecated) == (name == "output_key")
+
+
+def test_image_scored_default_output_keys_and_one_key():
     out = ImageScored(keys="pred")({"pred": PROB})
     assert out["score"].item() == pytest.approx(2.2 / 6, abs=1e-6)
     with pytest.raises(ValueError, match="one"):
         ImageScored(keys=["a", "b"])
+    with pytest.raises(ValueError, match="output_keys must name one key"):
+        ImageScored(keys="pred", output_keys=["a", "b"])
