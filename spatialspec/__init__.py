@@ -2,9 +2,19 @@
 
 Subpackages, one concept each: :mod:`spatialspec.data` (synthetic data model, datalists), :mod:`spatialspec.transforms`
 (specificity supervision, image scores), :mod:`spatialspec.metrics` (robust AUROC), :mod:`spatialspec.handlers`
-(ignite handlers), :mod:`spatialspec.losses`, :mod:`spatialspec.robust` (the JTT and GEORGE baselines),
+(ignite handlers), :mod:`spatialspec.losses`, :mod:`spatialspec.networks`, :mod:`spatialspec.robust` (the JTT and
+GEORGE baselines), :mod:`spatialspec.ssl` and :mod:`spatialspec.spl` (Seg-SSL and Seg-SPL, Sec. 4.2),
 :mod:`spatialspec.embeddings` (embedding extraction), :mod:`spatialspec.theory` (variance and MI measures, App. B),
-:mod:`spatialspec.cost` (annotation cost, Sec. 4.1), :mod:`spatialspec.study` (the level x seed study).
+:mod:`spatialspec.cost` (annotation cost, Sec. 4.1; the budget planner), :mod:`spatialspec.study` (the level x seed
+study), :mod:`spatialspec.sweep` (a study as independent runs).
+
+Where things go: the layer packages, named after MONAI's (``transforms``, ``losses``, ``metrics``, ``handlers``,
+``networks``, ``data``), hold the reusable pieces, which any level, method or bundle may wire (e.g. ``GroupDROLoss``,
+``PixelSimilarityLoss``, ``FeatureMapHook``, ``AttachToTrainer``). Each method package (``robust.jtt``,
+``robust.george``, ``ssl``, ``spl``) holds what only that method uses: its stage writers, trainer objectives, data
+sets and transforms (e.g. ``JTTErrorSetWriter``, ``GroupDROObjective``, ``PseudoLabelWriter``,
+``PixelSimilarityObjective``). A piece a second method starts to use moves to its layer package. A name that moves
+keeps its old path for one release, with a ``DeprecationWarning`` (:mod:`spatialspec._deprecated`).
 
 Each subpackage is imported on first access (``spatialspec.data.load_split`` after ``import spatialspec``, as the
 bundle configs write it; PEP 562), so ``import spatialspec`` costs no torch or MONAI import and the command line
@@ -22,13 +32,28 @@ from typing import TYPE_CHECKING
 from ._backbones import register_when_monai_networks_load
 
 if TYPE_CHECKING:
-    from . import (cost, data, embeddings, errors, handlers, identity, levels, losses, metrics, networks, robust,
-                   theory, transforms)
+    from . import (
+        cost,
+        data,
+        embeddings,
+        errors,
+        handlers,
+        identity,
+        levels,
+        losses,
+        metrics,
+        networks,
+        robust,
+        spl,
+        ssl,
+        theory,
+        transforms,
+    )
 
 __version__ = "0.1.0"
 
 __all__ = ["cost", "data", "embeddings", "errors", "handlers", "identity", "levels", "losses", "metrics", "networks",
-           "robust", "theory", "transforms", "__version__"]
+           "robust", "spl", "ssl", "theory", "transforms", "__version__"]
 
 _SUBPACKAGES = frozenset(__all__) - {"__version__"}
 

@@ -127,3 +127,56 @@ def test_study_sqlite_uri_is_monais(tmp_path, name):
 
     out = tmp_path / Path(name).parent
     assert StudyConfig(out_dir=str(out)).resolved_tracking_uri() == path_to_sqlite_uri(out.resolve() / "mlruns.db")
+
+
+#: old dotted path -> new one (issue 14, part 5: one placement rule); the old paths are bundle ``_target_`` names
+MOVED = {
+    "spatialspec.handlers.JTTErrorSetWriter": "spatialspec.robust.jtt.JTTErrorSetWriter",
+    "spatialspec.handlers.GeorgeGroupsWriter": "spatialspec.robust.george.GeorgeGroupsWriter",
+    "spatialspec.handlers.robust_stages.JTTErrorSetWriter": "spatialspec.robust.jtt.JTTErrorSetWriter",
+    "spatialspec.handlers.robust_stages.GeorgeGroupsWriter": "spatialspec.robust.george.GeorgeGroupsWriter",
+    "spatialspec.handlers.robust_stages.AttachToTrainer": "spatialspec.handlers.attach.AttachToTrainer",
+    "spatialspec.losses.GroupDROObjective": "spatialspec.robust.george.GroupDROObjective",
+    "spatialspec.losses.group_dro.GroupDROObjective": "spatialspec.robust.george.GroupDROObjective",
+    "spatialspec.ssl.PixelSimilarityObjective": "spatialspec.spl.PixelSimilarityObjective",
+    "spatialspec.ssl.labels_at": "spatialspec.spl.labels_at",
+    "spatialspec.ssl.ImageSimilarityLoss": "spatialspec.losses.ImageSimilarityLoss",
+    "spatialspec.ssl.FeatureMapHook": "spatialspec.networks.FeatureMapHook",
+    "spatialspec.ssl.default_feature_layer": "spatialspec.networks.default_feature_layer",
+    "spatialspec.ssl.features.FeatureMapHook": "spatialspec.networks.feature_map.FeatureMapHook",
+    "spatialspec.ssl.objectives.PixelSimilarityObjective": "spatialspec.spl.PixelSimilarityObjective",
+    "spatialspec.ssl.objectives.labels_at": "spatialspec.spl.labels_at",
+}
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_moved_names_resolve_with_a_deprecation_warning(old):
+    """Each old path is the new object, as MONAI's config parser locates a ``_target_`` (:func:`pydoc.locate`), and
+    reading it warns once with a DeprecationWarning that names the new path."""
+    from pydoc import locate
+
+    new = MOVED[old]
+    module, _, name = new.rpartition(".")
+    target = getattr(importlib.import_module(module), name)
+    with pytest.warns(DeprecationWarning, match=re.escape(f"use {new}")) as record:
+        assert locate(old) is target
+    assert len([w for w in record if issubclass(w.category, DeprecationWarning) and "spatialspec" in str(w.message)
+                ]) == 1
+
+
+def test_moved_names_are_not_new_names():
+    """Only the moved names resolve: a misspelt one still fails as before, and the new homes do not warn."""
+    import warnings
+
+    from spatialspec import handlers, losses, ssl
+
+    for package in (handlers, losses, ssl):
+        with pytest.raises(AttributeError, match="no attribute 'JTTErrorSetWriterr'"):
+            package.JTTErrorSetWriterr  # noqa: B018
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        from spatialspec.handlers import AttachToTrainer  # noqa: F401
+        from spatialspec.networks import FeatureMapHook  # noqa: F401
+        from spatialspec.robust.george import GeorgeGroupsWriter, GroupDROObjective  # noqa: F401
+        from spatialspec.robust.jtt import JTTErrorSetWriter  # noqa: F401
+        from spatialspec.spl import PixelSimilarityObjective  # noqa: F401

@@ -1,7 +1,9 @@
-"""Robust-training baselines on binary labels (Saab et al. 2022, Table 1, App. A.2): JTT and GEORGE.
+"""Robust-training baselines on binary labels (Saab et al. 2022, Table 1, App. A.2), one method package each:
+:mod:`spatialspec.robust.jtt` (Just Train Twice) and :mod:`spatialspec.robust.george` (GEORGE).
 
-The training itself runs in the ``jtt_classification`` and ``george_classification`` bundles; this package holds
-the logic of their stages (error sets, upsampling, per-class clustering, inferred groups).
+The training itself runs in the ``jtt_classification`` and ``george_classification`` bundles; each method package
+holds the logic of its stages (the handler that ends the ERM stage, the second stage's data set and objective). Every
+name is also served here, e.g. ``spatialspec.robust.UpsampledDataset``.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from .george import (
     CLUSTERERS,
     REDUCERS,
     GeorgeClusterer,
+    GeorgeGroupsWriter,
+    GroupDROObjective,
     GroupLabelledDataset,
     InferredGroups,
     cluster_alignment,
     select_n_clusters,
 )
 from .jtt import (
+    JTTErrorSetWriter,
     UpsampledDataset,
     error_set,
     load_error_set,
@@ -26,5 +31,6 @@ from .jtt import (
 )
 
 __all__ = ["error_set", "upsample", "upsample_indices", "upsampling_factor", "save_error_set", "load_error_set",
-           "UpsampledDataset", "GeorgeClusterer", "select_n_clusters", "cluster_alignment", "InferredGroups",
-           "GroupLabelledDataset", "REDUCERS", "CLUSTERERS"]
+           "UpsampledDataset", "JTTErrorSetWriter", "GeorgeClusterer", "select_n_clusters", "cluster_alignment",
+           "InferredGroups", "GroupLabelledDataset", "GeorgeGroupsWriter", "GroupDROObjective", "REDUCERS",
+           "CLUSTERERS"]

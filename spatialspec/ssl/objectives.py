@@ -1,14 +1,12 @@
-"""Training objectives of the two cost-robustness methods (Saab et al. 2022, Sec. 4.2):
+"""The training objective of Seg-SSL (Saab et al. 2022, Sec. 4.2.1, after Hooper et al. 2022):
+:class:`SemiSupervisedObjective`, cross-entropy on the labelled images (step 1; step 2 adds the pseudo-labelled ones)
+plus :class:`spatialspec.losses.ImageSimilarityLoss` between the embeddings of two random views of each unlabelled
+image. It is the ``loss_function`` of a MONAI ``SupervisedTrainer``; the embeddings are read with a
+:class:`spatialspec.networks.FeatureMapHook` on the decoder's last feature map before the head (see
+:mod:`spatialspec.networks.feature_map`).
 
-* :class:`SemiSupervisedObjective` (Seg-SSL, Sec. 4.2.1, after Hooper et al. 2022): cross-entropy on the labelled
-  images (step 1; step 2 adds the pseudo-labelled ones) plus an image-level cosine embedding loss between the
-  embeddings of two random views of each unlabelled image;
-* :class:`PixelSimilarityObjective` (Seg-SPL, Sec. 4.2.2): cross-entropy plus ``spl_weight`` times
-  :class:`spatialspec.losses.PixelSimilarityLoss` over the positively-labelled pixels' embeddings.
-
-Both are the ``loss_function`` of a MONAI ``SupervisedTrainer``; the embeddings are read with a
-:class:`spatialspec.ssl.FeatureMapHook` on the decoder's last feature map before the head (see
-:mod:`spatialspec.ssl.features`).
+Seg-SPL's objective is :class:`spatialspec.spl.PixelSimilarityObjective`; the old names of this module resolve, with
+a ``DeprecationWarning``, until the next release.
 """
 
 from __future__ import annotations
@@ -16,15 +14,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from monai.utils import convert_to_tensor, min_version, optional_import
 from torch import nn
 
+from spatialspec._deprecated import moved_names
+from spatialspec.handlers.epoch_means import EpochMeans
 from spatialspec.losses.cross_entropy import ChannelCrossEntropyLoss
-from spatialspec.losses.pixel_similarity import PixelSimilarityLoss
+from spatialspec.losses.image_similarity import ImageSimilarityLoss
+from spatialspec.networks.feature_map import FeatureMapHook
 
 from .augment import RandomFlipIntensity, apply_flips
-from .features import FeatureMapHook
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 if TYPE_CHECKING:
@@ -32,70 +31,10 @@ if TYPE_CHECKING:
 else:
     Engine, _ = optional_import("ignite.engine", "0.4.11", min_version, "Engine")
 
-__all__ = ["ImageSimilarityLoss", "SemiSupervisedObjective", "PixelSimilarityObjective", "labels_at"]
+__all__ = ["SemiSupervisedObjective"]
 
-
-def labels_at(labels: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """``B x 1 x spatial`` 0/1 labels at the spatial ``size`` of a feature map: the fraction of positive pixels each
-    feature-map pixel covers (area interpolation), so that :class:`spatialspec.losses.PixelSimilarityLoss` counts a
-    feature-map pixel as positive when more than half of it is (it thresholds at 0.5). Unchanged at equal size."""
-    labels = convert_to_tensor(labels, track_meta=False).float()
-    if tuple(labels.shape[2:]) == tuple(size):
-        return labels
-    return F.interpolate(labels, size=tuple(size), mode="area")
-
-
-class ImageSimilarityLoss(nn.Module):
-    """The image-level cosine embedding loss of Seg-SSL (Sec. 4.2.1): ``mean_i (1 - cos(e(v1_i), e(v2_i)))`` over
-    the images ``i`` of two views, where ``e`` turns a ``D x spatial`` feature map into one vector per image.
-
-    Args:
-        embedding: ``"flatten"`` (default): the whole feature map, every pixel's features, as one vector, so the
-            loss asks the two views to agree pixel by pixel once their flips are undone (the similarity "over all
-            pixels" the paper contrasts with Seg-SPL's positive-pixel loss); ``"mean"``: the spatial mean
-            (global average pooling), which ignores where features are.
-        eps: lower bound of a vector's norm.
-
-    Example:
-        >>> loss = ImageSimilarityLoss()
-        >>> a = torch.ones(2, 3, 4, 4)
-        >>> float(loss(a, 2 * a))  # same direction: no loss
-        0.0
-    """
-
-    def __init__(self, embedding: str = "flatten", eps: float = 1e-8) -> None:
-        super().__init__()
-        if embedding not in ("flatten", "mean"):
-            raise ValueError(f"embedding must be 'flatten' or 'mean', got {embedding!r}")
-        self.embedding, self.eps = embedding, float(eps)
-
-    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        """The loss of two aligned views ``B x D x spatial...`` (a scalar)."""
-        if first.shape != second.shape or first.ndim < 3:
-            raise ValueError(f"the two views' feature maps must be B x D x spatial... of equal shape, got "
-                             f"{tuple(first.shape)} and {tuple(second.shape)}")
-        if self.embedding == "mean":
-            u, v = first.flatten(2).mean(dim=2), second.flatten(2).mean(dim=2)
-        else:
-            u, v = first.flatten(1), second.flatten(1)
-        return (1.0 - F.cosine_similarity(u.float(), v.float(), dim=1, eps=self.eps)).mean()
-
-
-class _EpochMeans:
-    """Running means of named loss terms over an epoch, put in ``engine.state.metrics`` at its end."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix, self.sums, self.counts = prefix, {}, {}
-
-    def add(self, name: str, value: torch.Tensor) -> None:
-        # summed on the value's device: no host synchronisation in the training step, one per term at epoch end
-        self.sums[name] = self.sums.get(name, 0.0) + value.detach().double()
-        self.counts[name] = self.counts.get(name, 0) + 1
-
-    def report(self, engine: Engine) -> None:
-        for name, total in self.sums.items():
-            engine.state.metrics[f"{self.prefix}_{name}"] = float(total) / self.counts[name]
-        self.sums, self.counts = {}, {}
+__getattr__ = moved_names(__name__, {"PixelSimilarityObjective": "spatialspec.spl.PixelSimilarityObjective",
+                                     "labels_at": "spatialspec.spl.labels_at"})
 
 
 class SemiSupervisedObjective:
@@ -138,7 +77,7 @@ class SemiSupervisedObjective:
         self.similarity = ImageSimilarityLoss(embedding)
         self.loss = loss if loss is not None else ChannelCrossEntropyLoss()
         self.image_key = image_key
-        self.means = _EpochMeans("ssl")
+        self.means = EpochMeans("ssl")
         self._iterator: Any = None
 
     def attach(self, engine: Engine) -> None:
@@ -176,44 +115,3 @@ class SemiSupervisedObjective:
         similarity = self.similarity(*features.chunk(2))
         self.means.add("similarity", similarity)
         return ce + self.ssl_weight * similarity
-
-
-class PixelSimilarityObjective:
-    """The ``loss_function`` of Seg-SPL (Sec. 4.2.2): ``CE(pred, label) + spl_weight * PixelSimilarityLoss``.
-
-    The pixel-similarity loss pulls together the embeddings of the batch's positively-labelled pixels, read from the
-    trainer's own forward pass by a :class:`FeatureMapHook` (by default the decoder's last feature map before the
-    head; see :mod:`spatialspec.ssl.features`). Where that map is coarser than the labels (MONAI ``UNet``: half
-    resolution) the labels are brought to its size with :func:`labels_at`.
-
-    Args:
-        network: the network the trainer trains.
-        spl_weight: weight of the similarity term (the paper tunes it on validation Dice, App. A.1).
-        layer, capture: the embedding layer (see :class:`FeatureMapHook`).
-        loss: the supervised loss (default :class:`spatialspec.losses.ChannelCrossEntropyLoss`).
-    """
-
-    def __init__(self, network: nn.Module, spl_weight: float = 1.0, layer: str | None = None,
-                 capture: str = "input", loss: nn.Module | None = None) -> None:
-        if not float(spl_weight) >= 0.0:
-            raise ValueError(f"spl_weight must be >= 0, got {spl_weight!r}")
-        self.spl_weight = float(spl_weight)
-        self.hook = FeatureMapHook(network, layer, capture)
-        self.loss = loss if loss is not None else ChannelCrossEntropyLoss()
-        self.similarity = PixelSimilarityLoss()
-        self.means = _EpochMeans("spl")
-
-    def attach(self, engine: Engine) -> None:
-        """Optional: report the epoch means of both terms as ``spl_ce`` and ``spl_similarity`` metrics."""
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self.means.report)
-
-    def __call__(self, pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """The loss of the batch the network has just predicted."""
-        ce = self.loss(pred, label)
-        features = self.hook.pop()
-        self.means.add("ce", ce)
-        if self.spl_weight == 0.0:
-            return ce
-        similarity = self.similarity(features, labels_at(label, tuple(features.shape[2:])).to(features.device))
-        self.means.add("similarity", similarity)
-        return ce + self.spl_weight * similarity

@@ -1,8 +1,19 @@
-"""Sweeps: a study's runs as independent bundle command lines (a plan), and a local runner for plans."""
+"""Sweeps: a study's runs as independent bundle command lines (a sweep file, written by ``spatialspec sweep create``),
+and a local runner for sweep files (``spatialspec sweep run``). "Plan" names the budget planner only
+(:mod:`spatialspec.cost.planner`); the sweep's former ``*_plan`` names resolve, with a ``DeprecationWarning``, until
+the next release."""
 
 from __future__ import annotations
 
-from .plan import make_plan, read_plan, run_command, write_plan
-from .run import RunOutcome, finished_run_keys, run_plan
+from spatialspec._deprecated import moved_names
 
-__all__ = ["make_plan", "read_plan", "run_command", "write_plan", "RunOutcome", "finished_run_keys", "run_plan"]
+from .run import RunOutcome, finished_run_keys, run_sweep
+from .sweep_file import SWEEP_FORMAT, make_sweep, read_sweep, run_command, write_sweep
+
+__all__ = ["SWEEP_FORMAT", "make_sweep", "read_sweep", "run_command", "write_sweep", "RunOutcome", "finished_run_keys",
+           "run_sweep"]
+
+__getattr__ = moved_names(__name__, {"make_plan": "spatialspec.sweep.sweep_file.make_sweep",
+                                     "read_plan": "spatialspec.sweep.sweep_file.read_sweep",
+                                     "write_plan": "spatialspec.sweep.sweep_file.write_sweep",
+                                     "run_plan": "spatialspec.sweep.run.run_sweep"})

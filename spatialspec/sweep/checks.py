@@ -1,11 +1,11 @@
-"""What ``spatialspec sweep run`` accepts from a plan file: only ``python -m monai.bundle run`` commands of the plan's
+"""What ``spatialspec sweep run`` accepts from a sweep file: only ``python -m monai.bundle run`` commands of the sweep's
 own bundles, with plain override values, under a file-name-safe run key.
 
-A plan is a JSON file that may travel between people and machines; its entries are executed. MONAI's config
+A sweep file is a JSON file that may travel between people and machines; its entries are executed. MONAI's config
 overrides are code where they start with ``$`` (evaluated), ``%`` (a macro that loads another file) or ``@``, or
 where a dict names ``_target_`` (a callable that is instantiated), and ``monai.bundle run`` itself takes files that
-configure code (``--args_file``, ``--logging_file``, a ``--tracking`` settings file). :func:`check_plan_entry`
-refuses all of these, except the one expression the planner writes itself: ``--output_dir "$'<the entry's
+configure code (``--args_file``, ``--logging_file``, a ``--tracking`` settings file). :func:`check_sweep_entry`
+refuses all of these, except the one expression ``sweep create`` writes itself: ``--output_dir "$'<the entry's
 output_dir>'"`` (an expression so that MONAI's tracking patch can append to it).
 """
 
@@ -16,13 +16,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from spatialspec._deprecated import moved_names
 from spatialspec.errors import InputError
 
-__all__ = ["check_plan_entry", "SAFE_KEY", "BUNDLE_COMMAND"]
+__all__ = ["check_sweep_entry", "SAFE_KEY", "BUNDLE_COMMAND"]
+
+__getattr__ = moved_names(__name__, {"check_plan_entry": "spatialspec.sweep.checks.check_sweep_entry"})
 
 #: a run key, also a log file's name: letters, digits, ``.``, ``_`` and ``-``, not starting with ``.`` or ``-``
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
-#: how every plan command starts
+#: how every command of a sweep file starts
 BUNDLE_COMMAND = ("python", "-m", "monai.bundle", "run")
 _OPTION = re.compile(r"^--[A-Za-z][A-Za-z0-9_]*(#[A-Za-z0-9_]+)*$")
 _RUNNER_FILES = ("args_file", "logging_file")  # monai.bundle run options that load files configuring code
@@ -64,14 +67,14 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
-def check_plan_entry(plan: dict[str, Any], index: int, run: dict[str, Any], source: str = "plan") -> None:
-    """Refuse a plan entry that is not a plain ``monai.bundle run`` of one of the plan's bundles.
+def check_sweep_entry(sweep: dict[str, Any], index: int, run: dict[str, Any], source: str = "sweep") -> None:
+    """Refuse a sweep entry that is not a plain ``monai.bundle run`` of one of the sweep's bundles.
 
     Args:
-        plan: the plan (its ``bundles_dir`` and ``out_dir`` bound what an entry may name).
+        sweep: the sweep file's content (its ``bundles_dir`` and ``out_dir`` bound what an entry may name).
         index: the entry's index, named in the error.
         run: the entry (``key``, ``bundle``, ``output_dir``, ``argv``).
-        source: the plan file, named in the error.
+        source: the sweep file, named in the error.
 
     Raises:
         InputError: naming the file, entry and argument at fault.
@@ -86,15 +89,14 @@ def check_plan_entry(plan: dict[str, Any], index: int, run: dict[str, Any], sour
     if tuple(argv[:4]) != BUNDLE_COMMAND:
         raise InputError(f"{where} ({key}): only '{' '.join(BUNDLE_COMMAND)} ...' commands are run, not "
                          f"{' '.join(argv[:4])!r}")
-    bundles_dir, bundle = plan.get("bundles_dir"), run.get("bundle")
+    bundles_dir, bundle = sweep.get("bundles_dir"), run.get("bundle")
     if not isinstance(bundles_dir, str) or not isinstance(bundle, str) or not SAFE_KEY.match(bundle):
-        raise InputError(f"{where} ({key}): the plan names no bundles_dir or the entry no bundle; write the plan "
-                         "again with `spatialspec sweep plan`")
-    configs = Path(bundles_dir) / bundle / "configs"
-    out_dir = Path(str(plan.get("out_dir", "")))
+        raise InputError(f"{where} ({key}): the sweep names no bundles_dir or the entry no bundle; write the "
+                         "sweep file again with `spatialspec sweep create`")
+    out_dir = Path(str(sweep.get("out_dir", "")))
     output_dir = run.get("output_dir")
     if not isinstance(output_dir, str) or not _inside(Path(output_dir), out_dir):
-        raise InputError(f"{where} ({key}): output_dir {output_dir!r} is not inside the plan's out_dir {out_dir}")
+        raise InputError(f"{where} ({key}): output_dir {output_dir!r} is not inside the sweep's out_dir {out_dir}")
     rest = argv[4:]
     if len(rest) % 2:
         raise InputError(f"{where} ({key}): arguments must come as '--name value' pairs")
@@ -103,13 +105,15 @@ def check_plan_entry(plan: dict[str, Any], index: int, run: dict[str, Any], sour
             raise InputError(f"{where} ({key}): {name!r} is not an option name")
         option = name[2:]
         if option in _RUNNER_FILES or any(_CODE_KEYS.match(part) for part in option.split("#")):
-            raise InputError(f"{where} ({key}): {name} is not accepted in a plan")
+            raise InputError(f"{where} ({key}): {name} is not accepted in a sweep file")
         if option in ("config_file", "meta_file"):
             paths = _literal(value) if option == "config_file" and value.startswith("[") else value
             for path in paths if isinstance(paths, list) else [paths]:
-                if not isinstance(path, str) or not (_inside(Path(path), configs) and Path(path).is_file()):
-                    raise InputError(f"{where} ({key}): {name} {path!r} is not a config file of the plan's bundle "
-                                     f"{bundle} ({configs})")
+                # the bundle's configs and those it overlays (common/, its model family): bundles_dir/*/configs/*
+                if not isinstance(path, str) or not (_inside(Path(path), Path(bundles_dir)) and Path(path).is_file()
+                                                     and Path(path).parent.name == "configs"):
+                    raise InputError(f"{where} ({key}): {name} {path!r} is not a config file of the sweep's bundles "
+                                     f"({bundles_dir})")
             continue
         if option == "bundle_root":
             if Path(value).resolve() != (Path(bundles_dir) / bundle).resolve():
@@ -120,8 +124,9 @@ def check_plan_entry(plan: dict[str, Any], index: int, run: dict[str, Any], sour
                 raise InputError(f"{where} ({key}): --output_dir must be the entry's output_dir")
             continue
         if option == "tracking" and value != "mlflow":
-            raise InputError(f"{where} ({key}): --tracking {value!r}: only 'mlflow' is accepted in a plan")
+            raise InputError(f"{where} ({key}): --tracking {value!r}: only 'mlflow' is accepted in a sweep file")
         code = _code_in(_literal(value)) or _code_in(value)
         if code is not None:
             raise InputError(f"{where} ({key}): {name} holds a config expression or reference ({code[:40]!r}); "
-                             "plans run plain values only (run such a command yourself)")
+                             "sweep files run plain values only (run such a command yourself)")
+

@@ -1,4 +1,4 @@
-"""Run a sweep plan locally with N worker processes: runs already finished with the plan's settings are skipped
+"""Run a sweep file locally with N worker processes: runs already finished with the sweep's settings are skipped
 (matched by run fingerprint, :mod:`spatialspec.identity`: a FINISHED MLflow run carrying it, or the run folder's
 completed checkpoint), a failed run does not stop the others, and the failures are reported at the end."""
 
@@ -8,18 +8,23 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from spatialspec._deprecated import moved_names
 
 __all__ = ["RunOutcome", "finished_run_keys", "finished_fingerprints", "finished_in_folder", "entry_fingerprint",
-           "run_plan"]
+           "run_sweep"]
+
+__getattr__ = moved_names(__name__, {"run_plan": "spatialspec.sweep.run.run_sweep"})
 
 
 @dataclass
 class RunOutcome:
-    """What happened to one run of a plan: ``status`` is ``finished``, ``skipped`` or ``failed``."""
+    """What happened to one run of a sweep: ``status`` is ``finished``, ``skipped`` or ``failed``."""
 
     key: str
     status: str
@@ -58,10 +63,10 @@ def finished_run_keys(tracking_uri: str | None, experiment_name: str) -> set[str
 
 
 def entry_fingerprint(run: dict[str, Any]) -> dict[str, Any]:
-    """The fingerprint (:func:`spatialspec.identity.run_fingerprint`) of a plan entry's bundle run, from its
+    """The fingerprint (:func:`spatialspec.identity.run_fingerprint`) of a sweep entry's bundle run, from its
     ``argv`` exactly as ``python -m monai.bundle run`` would read it (values parsed by ``fire``), without training:
     the network, loss, optimizer and transforms are built, nothing else. Checked entries only
-    (:func:`spatialspec.sweep.checks.check_plan_entry`).
+    (:func:`spatialspec.sweep.checks.check_sweep_entry`).
 
     Raises:
         InputError: if the bundle config cannot build them (the root cause, in one line).
@@ -115,27 +120,27 @@ def _execute(run: dict[str, Any], log_dir: Path) -> RunOutcome:
     return RunOutcome(run["key"], "finished" if rc == 0 else "failed", rc, time.perf_counter() - started, str(log))
 
 
-def run_plan(plan: dict[str, Any], jobs: int = 1, log_dir: str | Path | None = None,
+def run_sweep(sweep: dict[str, Any], jobs: int = 1, log_dir: str | Path | None = None,
              progress: Callable[[RunOutcome], None] | None = None) -> list[RunOutcome]:
-    """Run every entry of ``plan`` (see :func:`spatialspec.sweep.make_plan`) with ``jobs`` concurrent processes.
+    """Run every entry of ``sweep`` (see :func:`spatialspec.sweep.make_sweep`) with ``jobs`` concurrent processes.
 
     Args:
-        plan: the plan.
+        sweep: the sweep file's content (:func:`spatialspec.sweep.read_sweep`).
         jobs: concurrent runs (>= 1).
-        log_dir: one ``<key>.log`` per run (default ``<plan out_dir>/logs``).
+        log_dir: one ``<key>.log`` per run (default ``<sweep out_dir>/logs``).
         progress: called with each outcome as it arrives.
 
     Returns:
-        one outcome per run, in plan order.
+        one outcome per run, in the sweep's order.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    log_dir = Path(log_dir if log_dir is not None else Path(plan["out_dir"]) / "logs")
+    log_dir = Path(log_dir if log_dir is not None else Path(sweep["out_dir"]) / "logs")
     log_dir.mkdir(parents=True, exist_ok=True)
-    done = finished_fingerprints(plan.get("tracking_uri"), plan.get("experiment_name", ""))
+    done = finished_fingerprints(sweep.get("tracking_uri"), sweep.get("experiment_name", ""))
     outcomes: dict[str, RunOutcome] = {}
     todo = []
-    for run in plan["runs"]:
+    for run in sweep["runs"]:
         try:
             digest = entry_fingerprint(run)["digest"]
         except ValueError:  # a config that does not build: the run is tried and fails with its own message
@@ -159,4 +164,5 @@ def run_plan(plan: dict[str, Any], jobs: int = 1, log_dir: str | Path | None = N
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for outcome in pool.map(work, todo):
             outcomes[outcome.key] = outcome
-    return [outcomes[run["key"]] for run in plan["runs"]]
+    return [outcomes[run["key"]] for run in sweep["runs"]]
+

@@ -1,5 +1,5 @@
-"""Seg-SSL and Seg-SPL training objectives (Saab et al. 2022, Sec. 4.2.1 and 4.2.2), checked against independent
-computations of the same quantities."""
+"""The Seg-SSL training objective (Saab et al. 2022, Sec. 4.2.1), checked against independent computations of the
+same quantities."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import torch
 import torch.nn.functional as F
 from monai.networks.nets import UNet
 
-from spatialspec.losses import PixelSimilarityLoss
-from spatialspec.ssl import (ImageSimilarityLoss, PixelSimilarityObjective, RandomFlipIntensity,
-                             SemiSupervisedObjective, labels_at)
+from spatialspec.ssl import RandomFlipIntensity, SemiSupervisedObjective
 
 
 def _unet() -> UNet:
@@ -21,47 +19,6 @@ def _unet() -> UNet:
 def _features(net: UNet, x: torch.Tensor) -> torch.Tensor:
     """The decoder's last feature map before the head, computed without the hook."""
     return net.model[1](net.model[0](x))
-
-
-def test_image_similarity_matches_cosine_embedding_loss():
-    torch.manual_seed(0)
-    a, b = torch.randn(4, 3, 5, 5), torch.randn(4, 3, 5, 5)
-    reference = torch.nn.CosineEmbeddingLoss()(a.flatten(1), b.flatten(1), torch.ones(4))
-    assert ImageSimilarityLoss()(a, b).item() == pytest.approx(reference.item(), abs=1e-6)
-    pooled = torch.nn.CosineEmbeddingLoss()(a.mean((2, 3)), b.mean((2, 3)), torch.ones(4))
-    assert ImageSimilarityLoss("mean")(a, b).item() == pytest.approx(pooled.item(), abs=1e-6)
-    with pytest.raises(ValueError, match="equal shape"):
-        ImageSimilarityLoss()(a, b[:2])
-    with pytest.raises(ValueError, match="embedding"):
-        ImageSimilarityLoss("max")
-
-
-def test_labels_at_is_the_block_mean():
-    labels = (torch.rand(2, 1, 8, 8) > 0.5).float()
-    expected = labels.reshape(2, 1, 4, 2, 4, 2).mean(dim=(3, 5))
-    assert torch.allclose(labels_at(labels, (4, 4)), expected)
-    assert labels_at(labels, (8, 8)) is not None and torch.equal(labels_at(labels, (8, 8)), labels)
-
-
-def test_pixel_similarity_objective_is_ce_plus_weighted_similarity():
-    net = _unet().eval()  # eval: the forward pass is deterministic, so the reference can repeat it
-    objective = PixelSimilarityObjective(net, spl_weight=0.5)
-    x = torch.randn(3, 1, 16, 16)
-    label = torch.zeros(3, 1, 16, 16)
-    label[:, :, 4:10, 6:12] = 1.0
-    pred = net(x)
-    value = objective(pred, label)
-    with torch.no_grad():
-        features = _features(net, x)
-    down = label.reshape(3, 1, 8, 2, 8, 2).mean(dim=(3, 5))
-    expected = F.cross_entropy(pred, label[:, 0].long()) + 0.5 * PixelSimilarityLoss()(features, down)
-    assert value.item() == pytest.approx(expected.item(), abs=1e-5)
-    value.backward()  # the similarity term reaches the encoder and decoder weights
-    assert net.model[0].conv.unit0.conv.weight.grad.abs().sum() > 0
-    with pytest.raises(RuntimeError, match="no forward pass"):
-        objective(pred, label)  # the feature map of a forward pass is used once
-    with pytest.raises(ValueError, match="spl_weight"):
-        PixelSimilarityObjective(net, spl_weight=-1)
 
 
 class _FlipFirstOnly:

@@ -10,8 +10,14 @@ from monai.data import CacheDataset, DataLoader
 from monai.transforms import Compose, EnsureTyped
 
 from spatialspec.data.subsample import flag_location_labels, location_subset
-from spatialspec.ssl import (HideUnlabelledd, PseudoLabelledDataset, PseudoLabelWriter, flagged_subset,
-                             load_pseudo_labels, save_pseudo_labels)
+from spatialspec.ssl import (
+    HideUnlabelledd,
+    PseudoLabelledDataset,
+    PseudoLabelWriter,
+    flagged_subset,
+    load_pseudo_labels,
+    save_pseudo_labels,
+)
 
 
 def _tiny(n: int = 8, side: int = 6, budget: int = 3) -> list[dict]:

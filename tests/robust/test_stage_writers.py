@@ -1,6 +1,7 @@
 """The handlers that end the ERM stage of JTT and GEORGE (Saab et al. 2022, App. A.2), on a tiny MONAI ResNet
 trained for one epoch inside a real SupervisedTrainer; their files are checked against the network's outputs and
-embeddings computed here independently (eval mode, own forward hook)."""
+embeddings computed here independently (eval mode, own forward hook). Then GEORGE's two stages as its bundle wires
+them."""
 
 from __future__ import annotations
 
@@ -16,9 +17,16 @@ from monai.networks.nets import ResNet
 from sklearn.metrics import normalized_mutual_info_score
 from threadpoolctl import threadpool_limits
 
-from spatialspec.handlers import AttachToTrainer, GeorgeGroupsWriter, JTTErrorSetWriter
-from spatialspec.losses import ChannelCrossEntropyLoss, GroupDROObjective
-from spatialspec.robust import GeorgeClusterer, InferredGroups, UpsampledDataset, load_error_set
+from spatialspec.handlers import AttachToTrainer
+from spatialspec.losses import ChannelCrossEntropyLoss
+from spatialspec.robust.george import (
+    GeorgeClusterer,
+    GeorgeGroupsWriter,
+    GroupDROObjective,
+    GroupLabelledDataset,
+    InferredGroups,
+)
+from spatialspec.robust.jtt import JTTErrorSetWriter, UpsampledDataset, load_error_set
 
 SIDE = 16
 
@@ -179,47 +187,9 @@ def test_george_groups_writer_requires_training(tmp_path):
         GeorgeGroupsWriter({"validation": []}, tmp_path / "g.json", clusterer)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# AttachToTrainer
-# ---------------------------------------------------------------------------------------------------------------
-
-class _Recorder:
-    def __init__(self) -> None:
-        self.engines: list = []
-
-    def attach(self, engine) -> None:
-        self.engines.append(engine)
-
-
-def test_attach_to_trainer_refuses_objects_without_attach():
-    with pytest.raises(TypeError, match=r"\['int', 'str'\]"):
-        AttachToTrainer([_Recorder(), 3, "x"])
-    with pytest.raises(TypeError, match="_NotCallable"):
-        AttachToTrainer([type("_NotCallable", (), {"attach": 1})()])
-
-
-def test_attach_to_trainer_attaches_all(tmp_path):
-    recorders = [_Recorder(), _Recorder()]
-    objective = GroupDROObjective(ChannelCrossEntropyLoss(reduction="none"), n_groups=2)
-    dataset = UpsampledDataset([{"i": 0}, {"i": 1}], tmp_path / "errors.json")
-    engine = Engine(lambda e, b: None)
-    before = len(engine._event_handlers.get(Events.STARTED, []))
-    handler = AttachToTrainer([*recorders, objective, dataset])
-    assert handler.handlers == [*recorders, objective, dataset]
-    handler.attach(engine)
-    assert [r.engines for r in recorders] == [[engine], [engine]]
-    assert objective._engine is engine
-    # the objective and the dataset each listen to STARTED
-    assert len(engine._event_handlers[Events.STARTED]) == before + 2
-    assert engine.has_event_handler(objective._report, Events.EPOCH_COMPLETED)
-    AttachToTrainer([]).attach(engine)  # nothing to attach is fine
-
-
 def test_george_two_stages_through_attach_to_trainer(tmp_path):
     """GEORGE as the bundle wires it: the group-DRO stage (dataset and loss reading the groups file, attached by
     AttachToTrainer) is built before the ERM stage has written the file."""
-    from spatialspec.robust import GroupLabelledDataset
-
     train = _data(n_unique=16, n_pairs=2, seed=4)
     path = tmp_path / "groups.json"
     dataset = GroupLabelledDataset(train, path)

@@ -1,5 +1,6 @@
-"""GEORGE (Sohoni et al. 2020), a baseline on binary labels (Saab et al. 2022, Table 1, App. A.2): cluster an ERM
-model's embeddings within each class to infer hidden subgroups, then train with group DRO over those clusters.
+"""The clustering step of GEORGE (Sohoni et al. 2020; Saab et al. 2022, Table 1, App. A.2): cluster an ERM model's
+embeddings within each class to infer hidden subgroups (:class:`GeorgeClusterer`, :class:`InferredGroups`), whose ids
+the group-DRO stage reads from the batch (:class:`GroupLabelledDataset`).
 
 Per true class: L2-normalise the embeddings, reduce them (UMAP with 2 components, ``n_neighbors=10``,
 ``min_dist=0``, seeded; or PCA), and cluster them with a Gaussian mixture (or k-means), choosing the number of

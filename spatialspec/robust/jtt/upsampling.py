@@ -1,5 +1,6 @@
-"""Just Train Twice (Liu et al. 2021), a baseline on binary labels (Saab et al. 2022, Table 1, App. A.2): the
-training samples an ERM model gets wrong are upsampled for a second, fresh ERM model."""
+"""The error set of Just Train Twice (Liu et al. 2021; Saab et al. 2022, Table 1, App. A.2) and its upsampling: the
+training samples an ERM model gets wrong (JTT step 2, :func:`error_set` and its file) appear ``1 + lambda_up`` times
+in the training set of a second, fresh ERM model (step 3, :class:`UpsampledDataset`)."""
 
 from __future__ import annotations
 
