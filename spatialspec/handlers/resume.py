@@ -1,5 +1,5 @@
 """Durable training: an ignite handler that checkpoints everything a run needs to continue (model, optimizer, epoch,
-iteration, RNG states, the validator's best metric, the checkpoint saver's record and the MLflow run id) after every
+iteration, RNG states, the validator's best metric, the model-selection record and the MLflow run id) after every
 epoch, atomically, with the run's fingerprint (:mod:`spatialspec.identity`), and restores it when the same command is
 run again.
 
@@ -16,7 +16,7 @@ import logging
 import random
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from monai.handlers import CheckpointSaver, MLFlowHandler
 from spatialspec.atomic import atomic_write
 from spatialspec.errors import InputError
 from spatialspec.identity import check_fingerprint, read_fingerprint_file, write_fingerprint_file
+from spatialspec.tracking.handler import RUN_ID_STATE, BufferedMLFlowHandler
 
 __all__ = ["ResumeHandler", "get_rng_state", "set_rng_state", "load_resume_checkpoint", "stored_fingerprint",
            "RESUME_FORMAT", "RESUME_WAYS_OUT"]
@@ -111,15 +112,51 @@ def stored_fingerprint(state: Mapping[str, Any]) -> dict[str, Any] | None:
     return json.loads(text) if isinstance(text, str) and text else None
 
 
-def _handler_objects(engine: Engine) -> Iterator[Any]:
-    """The objects whose bound methods are registered on ``engine`` (ignite keeps no public list of handlers)."""
-    seen: set[int] = set()
-    for handlers in getattr(engine, "_event_handlers", {}).values():
-        for entry in handlers:
-            owner = getattr(entry[0], "__self__", None)
-            if owner is not None and id(owner) not in seen:
-                seen.add(id(owner))
-                yield owner
+def _plain_mlflow_handlers(engines: Sequence[Engine]) -> list[MLFlowHandler]:
+    """MONAI's own :class:`~monai.handlers.MLFlowHandler` objects attached to ``engines`` (``--tracking mlflow``).
+
+    The one private access of this module, for that class alone. MONAI's handler keeps its run in ``cur_run`` and
+    publishes it nowhere, MONAI's ``--tracking`` patch appends it to ``train#handlers`` / ``validate#handlers``
+    without a config id (so a bundle cannot pass it to :class:`ResumeHandler`), and ignite keeps no public list of
+    an engine's handlers: ``engine._event_handlers`` is read. A
+    :class:`~spatialspec.tracking.BufferedMLFlowHandler` (``--tracking bundles/tracking_mlflow.json``, the study)
+    needs none of this: it shares its run id through ``engine.state``
+    (:data:`~spatialspec.tracking.handler.RUN_ID_STATE`).
+    """
+    found: dict[int, MLFlowHandler] = {}
+    for engine in engines:
+        for handlers in getattr(engine, "_event_handlers", {}).values():
+            for entry in handlers:
+                owner = getattr(entry[0], "__self__", None)
+                if isinstance(owner, MLFlowHandler) and not isinstance(owner, BufferedMLFlowHandler):
+                    found.setdefault(id(owner), owner)
+    return list(found.values())
+
+
+def _legacy_selection(state: Mapping[str, Any], save_dict: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The stored objects of ``state`` with the record of an older checkpoint's ``checkpoint_savers`` list (one per
+    CheckpointSaver of the evaluator) mapped onto the one ``save_dict`` entry that is a checkpoint saver.
+
+    Raises:
+        InputError: in one line, when the older records cannot be mapped onto exactly one entry.
+    """
+    objects = dict(state["objects"])
+    records = state.get("checkpoint_savers")
+    if records is None:
+        return objects
+    targets = [name for name, obj in save_dict.items() if name not in objects and isinstance(obj, CheckpointSaver)]
+    if not targets:
+        return objects
+    if len(records) != 1 or len(targets) != 1:
+        raise InputError(f"{path} was written by an older spatialspec with {len(records)} checkpoint-saver records, "
+                         f"which cannot be mapped onto save_dict entries {targets}; resume it with that version or "
+                         "start over with --resume False")
+    record: dict[str, Any] = {"saved": [list(item) for item in records[0]]}
+    if state.get("evaluator"):  # the evaluator's best is the saver's: one rule decides both
+        record.update(best_metric=state["evaluator"]["best_metric"],
+                      best_metric_epoch=state["evaluator"]["best_metric_epoch"])
+    objects[targets[0]] = record
+    return objects
 
 
 def _is_rank0() -> bool:
@@ -133,14 +170,21 @@ class ResumeHandler:
     Every ``EPOCH_COMPLETED`` (after the validation handler, so the RNG states are those the next epoch starts from)
     it writes ``checkpoint_file`` atomically (a temporary file, then ``os.replace``: a kill during the write leaves
     the previous checkpoint intact). On ``STARTED``, if the file exists, it restores the objects of ``save_dict``,
-    the trainer's epoch and iteration, the RNG states, the ``evaluator``'s best metric and epoch, the key-metric
-    record of every :class:`~monai.handlers.CheckpointSaver` on the evaluator (so ``model.pt`` stays the best of
-    all epochs), and points every :class:`~monai.handlers.MLFlowHandler` of the trainer and the evaluator at the run
-    the interrupted attempt logged to, so the rerun continues the same MLflow run. A finished run's checkpoint holds
+    the trainer's epoch and iteration, the RNG states and the ``evaluator``'s best metric and epoch. List the
+    model-selection saver (:class:`~spatialspec.handlers.SelectionCheckpointSaver`, the bundles' ``validate#saver``)
+    in ``save_dict`` so that ``model.pt`` stays the best of all epochs. A finished run's checkpoint holds
     ``epoch == max_epochs``: rerunning it trains nothing.
 
-    Attach it before the tracking handlers (the bundles list it in ``train#handlers``; MONAI's ``--tracking`` patch
-    appends its MLflow handlers after it). In distributed runs every rank loads, rank 0 alone saves.
+    MLflow: the run the interrupted attempt logged to is stored and handed to the tracking handlers of the trainer
+    and the evaluator, so the rerun continues the same run: through ``engine.state.mlflow_run_id``
+    (:data:`~spatialspec.tracking.handler.RUN_ID_STATE`), which :class:`~spatialspec.tracking.BufferedMLFlowHandler`
+    reads when it starts and sets once its run is open; MONAI's plain ``MLFlowHandler`` (``--tracking mlflow``)
+    is given the run directly (see :func:`_plain_mlflow_handlers`). Attach this handler before the tracking
+    handlers (the bundles list it in ``train#handlers``; MONAI's ``--tracking`` patch appends its MLflow handlers
+    after it). In distributed runs every rank loads, rank 0 alone saves.
+
+    A checkpoint of an older spatialspec (with a ``checkpoint_savers`` list instead of a ``save_dict`` entry) still
+    loads: its one record is mapped onto the ``save_dict`` entry that is a checkpoint saver.
 
     Run identity (:mod:`spatialspec.identity`): with a ``fingerprint``, the checkpoint stores it and the run only
     resumes a checkpoint (or overwrites a ``model.pt``, through ``fingerprint_file``) made by a run with an equal
@@ -151,7 +195,8 @@ class ResumeHandler:
 
     Args:
         checkpoint_file: where the state is kept, e.g. ``<output_dir>/resume/latest.pt``.
-        save_dict: the stateful objects (``state_dict`` / ``load_state_dict``), e.g. network and optimizer.
+        save_dict: the stateful objects (``state_dict`` / ``load_state_dict``), e.g. ``{"network": ...,
+            "optimizer": ..., "convergence": ..., "selection": <the SelectionCheckpointSaver>}``.
         evaluator: the validator whose ``best_metric`` / ``best_metric_epoch`` are kept, or ``None``.
         enabled: ``False`` starts over (``--resume False`` on the bundles): nothing is loaded or checked, and the
             run's own checkpoints and fingerprint file replace the folder's old ones.
@@ -221,22 +266,20 @@ class ResumeHandler:
     def _engines(self) -> list[Engine]:
         return [e for e in (self._trainer, self.evaluator) if e is not None]
 
-    def _mlflow_handlers(self) -> list[MLFlowHandler]:
-        return [h for e in self._engines() for h in _handler_objects(e) if isinstance(h, MLFlowHandler)]
-
-    def _checkpoint_savers(self) -> list[CheckpointSaver]:
-        if self.evaluator is None:
-            return []
-        return [h for h in _handler_objects(self.evaluator) if isinstance(h, CheckpointSaver)]
+    def tracking_run_id(self) -> str:
+        """The MLflow run the tracking handlers of the trainer and the evaluator log to, ``""`` if none is open."""
+        engines = self._engines()
+        for engine in engines:
+            run_id = getattr(engine.state, RUN_ID_STATE, None)
+            if run_id:
+                return str(run_id)
+        for handler in _plain_mlflow_handlers(engines):
+            if getattr(handler, "cur_run", None) is not None:
+                return str(handler.cur_run.info.run_id)
+        return ""
 
     def state_dict(self, engine: Engine) -> dict[str, Any]:
         """Everything :meth:`load` restores, as tensors and plain Python values."""
-        run_ids = [h.cur_run.info.run_id for h in self._mlflow_handlers() if getattr(h, "cur_run", None)]
-        savers = []
-        for saver in self._checkpoint_savers():
-            record = getattr(saver, "_key_metric_checkpoint", None)
-            saved = [] if record is None else [[float(p), str(f)] for p, f in record.state_dict()["_saved"]]
-            savers.append(saved)
         evaluator = {}
         if self.evaluator is not None:
             best = self.evaluator.state.best_metric
@@ -249,8 +292,7 @@ class ResumeHandler:
             "objects": {name: obj.state_dict() for name, obj in self.save_dict.items()},
             "rng": get_rng_state(),
             "evaluator": evaluator,
-            "checkpoint_savers": savers,
-            "mlflow_run_id": run_ids[0] if run_ids else "",
+            "mlflow_run_id": self.tracking_run_id(),
             # JSON text, so that the checkpoint still loads weights-only
             "fingerprint": json.dumps(self.fingerprint) if self.fingerprint is not None else "",
         }
@@ -275,34 +317,36 @@ class ResumeHandler:
         if self.fingerprint is not None:  # the file may have changed since construction
             check_fingerprint(stored_fingerprint(state), self.fingerprint,
                               f"the resume checkpoint {self.checkpoint_file}", RESUME_WAYS_OUT)
-        missing = sorted(set(self.save_dict) - set(state["objects"]))
+        objects = _legacy_selection(state, self.save_dict, self.checkpoint_file)
+        missing = sorted(set(self.save_dict) - set(objects))
         if missing:
             raise ValueError(f"{self.checkpoint_file} holds no state for {missing}")
         if state["epoch"] > engine.state.max_epochs:
             raise ValueError(f"{self.checkpoint_file} is at epoch {state['epoch']}, beyond this run's max_epochs "
                              f"{engine.state.max_epochs}")
         for name, obj in self.save_dict.items():
-            obj.load_state_dict(state["objects"][name])
+            obj.load_state_dict(objects[name])
         set_rng_state(state["rng"])
         engine.state.epoch = state["epoch"]
         engine.state.iteration = state["iteration"]
         if self.evaluator is not None and state["evaluator"]:
             self.evaluator.state.best_metric = state["evaluator"]["best_metric"]
             self.evaluator.state.best_metric_epoch = state["evaluator"]["best_metric_epoch"]
-        for saver, saved in zip(self._checkpoint_savers(), state["checkpoint_savers"]):
-            if saver._key_metric_checkpoint is not None:
-                saver.load_state_dict({"_saved": [tuple(item) for item in saved]})
-        self._continue_mlflow_run(state["mlflow_run_id"])
+        self._continue_tracking_run(state["mlflow_run_id"])
         self.resumed_from = state["epoch"]
         if state.get("terminated", False):
             engine.terminate()  # stopped early last time: nothing more to train
         logger.warning("resumed from %s at epoch %d of %d", self.checkpoint_file, state["epoch"],
                        engine.state.max_epochs)
 
-    def _continue_mlflow_run(self, run_id: str) -> None:
+    def _continue_tracking_run(self, run_id: str) -> None:
+        """Hand ``run_id`` to the tracking handlers, which start after this handler on the same events."""
         if not run_id:
             return
-        for handler in self._mlflow_handlers():
+        engines = self._engines()
+        for engine in engines:
+            setattr(engine.state, RUN_ID_STATE, run_id)
+        for handler in _plain_mlflow_handlers(engines):
             if getattr(handler, "cur_run", None) is not None:
                 continue
             try:

@@ -21,16 +21,24 @@ Rules (:data:`SELECTION_RULES`):
   pixel-wise bundles only).
 
 A study applies one of :data:`STUDY_RULES` to every run (``spatialspec study --select``).
+
+Every rule has one mode (:data:`KEY_METRIC_MODES`: ``min``, ``max`` or ``last``), and the mode alone decides both
+the evaluator's comparison (:func:`compare_fn`) and the checkpoint saver's sign: a bundle never sets
+``key_metric_negative_sign`` and ``metric_cmp_fn`` separately. An evaluator outside model selection (e.g. a method's
+first stage) names its key metric and mode on a :class:`SelectionCheckpointSaver` and takes its comparison from it.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ignite.handlers import Checkpoint
 from monai.handlers import CheckpointSaver, IgniteMetricHandler, MeanDice, from_engine
+from monai.utils import is_scalar
 
 from spatialspec.errors import InputError
 from spatialspec.selection_rules import STUDY_RULES  # the rules a study offers, defined free of torch
@@ -40,8 +48,8 @@ from .robust_auroc import RobustAUROC
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["SelectionRule", "SELECTION_RULES", "STUDY_RULES", "ModelSelection", "SelectionCheckpointSaver",
-           "keep_latest"]
+__all__ = ["SelectionRule", "SELECTION_RULES", "STUDY_RULES", "KEY_METRIC_MODES", "ModelSelection",
+           "SelectionCheckpointSaver", "keep_latest", "compare_fn"]
 
 #: the name of the validation loss in the evaluator's metrics, computed under every rule
 VAL_LOSS = "val_loss"
@@ -81,6 +89,28 @@ def keep_latest(current: float, best: float) -> bool:
     """The ``metric_cmp_fn`` of the ``last`` rule: every validation is the new best, so ``best_metric_epoch`` is the
     last validated epoch."""
     return True
+
+
+#: the modes of a key metric: ``min`` (smallest is best), ``max`` (largest is best), ``last`` (the latest epoch)
+KEY_METRIC_MODES = ("min", "max", "last")
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in KEY_METRIC_MODES:
+        raise InputError(f"key_metric_mode: {mode!r} is not a key-metric mode; use one of "
+                         f"{', '.join(KEY_METRIC_MODES)}")
+    return mode
+
+
+def compare_fn(mode: str) -> Callable[[float, float], bool]:
+    """An evaluator's ``metric_cmp_fn`` for a key-metric ``mode``: ``operator.lt`` (min), ``operator.gt`` (max) or
+    :func:`keep_latest` (last). The checkpoint saver of the same mode negates the metric for ``min`` only, so the
+    two agree on the best epoch.
+
+    Raises:
+        InputError: naming ``mode`` when it is not one of :data:`KEY_METRIC_MODES`.
+    """
+    return {"min": operator.lt, "max": operator.gt, "last": keep_latest}[_check_mode(mode)]
 
 
 class ModelSelection:
@@ -137,8 +167,8 @@ class ModelSelection:
 
     @property
     def metric_cmp_fn(self) -> Callable[[float, float], bool]:
-        """The evaluator's ``metric_cmp_fn``: ``operator.lt`` (min), ``operator.gt`` (max) or :func:`keep_latest`."""
-        return {"min": operator.lt, "max": operator.gt, "last": keep_latest}[self.spec.mode]
+        """The evaluator's ``metric_cmp_fn``: :func:`compare_fn` of the rule's mode."""
+        return compare_fn(self.spec.mode)
 
     def _loss_metric(self) -> IgniteMetricHandler:
         return IgniteMetricHandler(loss_fn=self.loss, output_transform=from_engine(["pred", "label"]))
@@ -182,19 +212,106 @@ class SelectionCheckpointSaver(CheckpointSaver):
     :class:`ModelSelection` chooses in one file: the best key metric with the rule's sign, or, for ``last``, the
     latest epoch (the saver's priority is then the epoch, so every validation replaces the file).
 
+    Without a ``selection``, ``key_metric_name`` and ``key_metric_mode`` name the key metric and its mode (e.g. a
+    method's first-stage evaluator); :attr:`metric_cmp_fn` is then the evaluator's comparison, so the one mode sets
+    both the sign and the comparison.
+
+    The saver's selection record (:meth:`state_dict` / :meth:`load_state_dict`: the kept file's key metric and
+    epoch, and ignite's list of saved files) goes into a :class:`~spatialspec.handlers.ResumeHandler`'s
+    ``save_dict``, so that a resumed run keeps ``model.pt`` the best of all its epochs (Sec. 3.3.2), e.g.
+    ``save_dict: {network: "@network", optimizer: "@optimizer", selection: "@validate#saver"}``.
+
     Args:
         save_dir: the checkpoint folder (the bundles' ``ckpt_dir``).
         save_dict: the objects to save, e.g. ``{"model": network}``.
-        selection: the rule's :class:`ModelSelection`.
+        selection: the rule's :class:`ModelSelection`, or ``None`` to give ``key_metric_name`` and
+            ``key_metric_mode``.
         filename: the file name (``model.pt``).
+        key_metric_name: the evaluator metric to select on, without a ``selection``.
+        key_metric_mode: its mode (:data:`KEY_METRIC_MODES`), without a ``selection``.
         kwargs: further :class:`~monai.handlers.CheckpointSaver` arguments (not the key-metric ones).
+
+    Raises:
+        InputError: when both or neither of ``selection`` and (``key_metric_name``, ``key_metric_mode``) are given,
+            or the mode is unknown.
+
+    Example (a first-stage evaluator, bundle config)::
+
+        initial:
+          saver: {_target_: spatialspec.handlers.SelectionCheckpointSaver, save_dir: "@ckpt_dir",
+                  save_dict: {model: "@initial#network"}, filename: initial_model.pt,
+                  key_metric_name: initial_val_loss, key_metric_mode: min}
+          evaluator: {..., metric_cmp_fn: "$@initial#saver.metric_cmp_fn", val_handlers: ["@initial#saver"]}
     """
 
-    def __init__(self, save_dir: str, save_dict: dict, selection: ModelSelection, filename: str = "model.pt",
+    def __init__(self, save_dir: str, save_dict: dict, selection: ModelSelection | None = None,
+                 filename: str = "model.pt", key_metric_name: str | None = None, key_metric_mode: str | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(save_dir=save_dir, save_dict=save_dict, save_key_metric=True,
-                         key_metric_name=selection.key_metric_name, key_metric_filename=filename,
-                         key_metric_negative_sign=selection.negative_sign, **kwargs)
+        if selection is not None:
+            if key_metric_name is not None or key_metric_mode is not None:
+                raise InputError("SelectionCheckpointSaver: give a selection or key_metric_name and key_metric_mode, "
+                                 "not both")
+            key_metric_name, key_metric_mode = selection.key_metric_name, selection.spec.mode
+        elif key_metric_name is None or key_metric_mode is None:
+            raise InputError("SelectionCheckpointSaver needs a selection, or key_metric_name and key_metric_mode")
         self.selection = selection
-        if selection.spec.mode == "last":
-            self._key_metric_checkpoint.score_function = _epoch
+        self.key_metric_name = key_metric_name
+        self.mode = _check_mode(key_metric_mode)
+        super().__init__(save_dir=save_dir, save_dict=save_dict, save_key_metric=True,
+                         key_metric_name=key_metric_name, key_metric_filename=filename,
+                         key_metric_negative_sign=self.mode == "min", **kwargs)
+        if self.mode == "last":
+            self._key_metric_record.score_function = _epoch
+        #: the key metric and epoch of the weights in the file (``nan`` and ``-1`` before the first save)
+        self.best_metric = math.nan
+        self.best_metric_epoch = -1
+
+    @property
+    def _key_metric_record(self) -> Checkpoint:
+        # The one private access to MONAI here: CheckpointSaver keeps its key-metric ignite Checkpoint in
+        # `_key_metric_checkpoint` and offers load_state_dict but no state_dict (nor a public score function).
+        # tests/handlers/test_selection.py fails if MONAI renames or retypes it.
+        record = self._key_metric_checkpoint
+        if not isinstance(record, Checkpoint):
+            raise TypeError("MONAI's CheckpointSaver no longer keeps its key-metric Checkpoint in "
+                            "_key_metric_checkpoint: update SelectionCheckpointSaver._key_metric_record")
+        return record
+
+    @property
+    def metric_cmp_fn(self) -> Callable[[float, float], bool]:
+        """The evaluator's ``metric_cmp_fn`` that agrees with this saver's sign: :func:`compare_fn` of its mode."""
+        return compare_fn(self.mode)
+
+    def metrics_completed(self, engine: Engine) -> None:
+        """Save the checkpoint if the key metric improved (MONAI's handler) and note the kept epoch's metric."""
+        before = self._key_metric_record.state_dict()["_saved"]
+        super().metrics_completed(engine)
+        if self._key_metric_record.state_dict()["_saved"] != before:
+            value = engine.state.metrics.get(self.key_metric_name)
+            self.best_metric = float(value) if is_scalar(value) else math.nan
+            self.best_metric_epoch = int(engine.state.epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The selection record, as plain values (loads with ``torch.load(..., weights_only=True)``): ``key_metric``
+        and ``mode``, the ``best_metric`` and ``best_metric_epoch`` of the weights in the file, and ``saved``: the
+        ``[priority, file name]`` pairs of ignite's :class:`~ignite.handlers.Checkpoint` (the priority is the signed
+        key metric, or the epoch for ``last``)."""
+        return {"key_metric": self.key_metric_name, "mode": self.mode, "best_metric": float(self.best_metric),
+                "best_metric_epoch": int(self.best_metric_epoch),
+                "saved": [[float(p), str(f)] for p, f in self._key_metric_record.state_dict()["_saved"]]}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a record of :meth:`state_dict`; ``saved`` is required, the other entries are optional (a record
+        mapped from an older resume checkpoint holds ``saved`` alone).
+
+        Raises:
+            ValueError: when the record is of another key metric or mode, or holds no ``saved`` list.
+        """
+        if "saved" not in state_dict:
+            raise ValueError("a SelectionCheckpointSaver record needs its 'saved' list")
+        for name, mine in (("key_metric", self.key_metric_name), ("mode", self.mode)):
+            if state_dict.get(name, mine) != mine:
+                raise ValueError(f"the selection record is of {name} {state_dict[name]!r}, this saver's is {mine!r}")
+        super().load_state_dict({"_saved": [(float(p), str(f)) for p, f in state_dict["saved"]]})
+        self.best_metric = float(state_dict.get("best_metric", math.nan))
+        self.best_metric_epoch = int(state_dict.get("best_metric_epoch", -1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,14 @@ from monai.handlers import MLFlowHandler
 from monai.utils import flatten_dict
 
 from .buffer import BUFFER_NAME, TrackingBuffer, metric_entry
-from .errors import apply_http_defaults
+from .errors import apply_http_defaults, is_connection_error
 
-__all__ = ["BufferedMLFlowHandler"]
+__all__ = ["BufferedMLFlowHandler", "RUN_ID_STATE"]
+
+#: the ``engine.state`` attribute that names the MLflow run of an engine: :class:`BufferedMLFlowHandler` continues
+#: the run it names when it starts (a resumed run: :class:`spatialspec.handlers.ResumeHandler` sets it) and sets it
+#: once its run is open (the resume checkpoint stores it)
+RUN_ID_STATE = "mlflow_run_id"
 
 
 class BufferedMLFlowHandler(MLFlowHandler):
@@ -30,6 +36,11 @@ class BufferedMLFlowHandler(MLFlowHandler):
     applies :data:`spatialspec.tracking.HTTP_DEFAULTS` (few retries, short timeout) where the environment sets no
     MLflow HTTP options, so an unreachable server costs one failed request rather than minutes of retries.
 
+    Resume: when its engine starts with ``engine.state.mlflow_run_id`` set (:data:`RUN_ID_STATE`; the
+    :class:`~spatialspec.handlers.ResumeHandler` sets it from its checkpoint), the handler continues that run instead
+    of looking one up by name, and its buffered records name it; once its run is open it sets the attribute to the
+    run's id, which the resume checkpoint stores.
+
     Args:
         buffer_file: the buffer; ``None`` gives ``<cwd>/mlflow_buffer.jsonl``.
         kwargs: the arguments of :class:`~monai.handlers.MLFlowHandler` (``tracking_uri``, ``experiment_name``,
@@ -42,13 +53,14 @@ class BufferedMLFlowHandler(MLFlowHandler):
         uri = self.client.tracking_uri
         self.buffer = TrackingBuffer(buffer_file or Path.cwd() / BUFFER_NAME, uri)
         self._started = False
+        self._continued_run_id: str | None = None
 
     def _run_ref(self) -> tuple[str, str | None]:
         """(run name, store run id or None) of the run this handler logs to."""
         if self.cur_run is not None:
             return self.cur_run.info.run_name, self.cur_run.info.run_id
         name = self.run_name or self.buffer.default_run_name(self.experiment_name)
-        return name, self.buffer.known_run_id(self.experiment_name, name)
+        return name, self.buffer.known_run_id(self.experiment_name, name) or self._continued_run_id
 
     def _record(self, kind: str, **payload: Any) -> None:
         name, run_id = self._run_ref()
@@ -57,15 +69,32 @@ class BufferedMLFlowHandler(MLFlowHandler):
     def _guarded(self, action: Callable[[], Any], kind: str, **payload: Any) -> None:
         self.buffer.attempt(action, lambda: self._record(kind, **payload))
 
+    def _reopen(self, run_id: str) -> None:
+        """Make the store's run ``run_id`` this handler's run; a run the store does not have is warned about and left
+        to MONAI's lookup by name (a connection error propagates: the handler goes offline)."""
+        try:
+            self.cur_run = self.client.get_run(run_id)
+        except Exception as e:
+            if is_connection_error(e):
+                raise
+            self._continued_run_id = None
+            warnings.warn(f"could not reopen MLflow run {run_id} to resume it: {e}", stacklevel=3)
+
     def start(self, engine: Engine) -> None:
-        """Open (or reopen) the run and log its parameters; buffer them if the store is unreachable."""
+        """Open (or reopen: see the class docstring) the run and log its parameters; buffer them if the store is
+        unreachable."""
         self._started = True
+        run_id = getattr(engine.state, RUN_ID_STATE, None) if self.cur_run is None else None
+        self._continued_run_id = str(run_id) if run_id else None
 
         def online() -> None:
+            if self._continued_run_id is not None:
+                self._reopen(self._continued_run_id)
             MLFlowHandler.start(self, engine)
             if self.cur_run is not None:
                 self.buffer.remember_run(self.experiment_name, self.cur_run.info.run_name, self.cur_run.info.run_id,
                                          default=self.run_name is None)
+                setattr(engine.state, RUN_ID_STATE, self.cur_run.info.run_id)
 
         def offline() -> None:
             self._record("start", start_time=int(time.time() * 1000))

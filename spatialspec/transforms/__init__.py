@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from .io import LoadImageOrArrayd, LoadImageOrArrayD, LoadImageOrArrayDict
-from .scores import SCORE_METHODS, ImageScore, ImageScored, ImageScoreD, ImageScoreDict, batch_image_score, image_score, parse_score
+from .class_label import LabelByClass, LabelByClassD, LabelByClassd, LabelByClassDict
+from .compose import flat_compose
+from .io import LoadImageOrArrayD, LoadImageOrArrayd, LoadImageOrArrayDict
+from .scores import (
+    SCORE_METHODS,
+    ImageScore,
+    ImageScoreD,
+    ImageScored,
+    ImageScoreDict,
+    batch_image_score,
+    image_score,
+    parse_score,
+)
 from .specificity import *  # noqa: F401,F403
 from .specificity import __all__ as _specificity_all
 
-__all__ = ["LoadImageOrArrayd", "LoadImageOrArrayD", "LoadImageOrArrayDict", "SCORE_METHODS", "ImageScore", "ImageScored", "ImageScoreD", "ImageScoreDict", "image_score", "batch_image_score",
-           "parse_score", *_specificity_all]
+__all__ = ["LoadImageOrArrayd", "LoadImageOrArrayD", "LoadImageOrArrayDict", "SCORE_METHODS", "ImageScore",
+           "ImageScored", "ImageScoreD", "ImageScoreDict", "image_score", "batch_image_score", "parse_score",
+           "LabelByClass", "LabelByClassd", "LabelByClassD", "LabelByClassDict", "flat_compose", *_specificity_all]

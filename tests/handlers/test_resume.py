@@ -8,6 +8,7 @@ each other: determinism).
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import random
@@ -20,11 +21,17 @@ import numpy as np
 import pytest
 import torch
 from ignite.engine import Engine, Events
+from monai.data import DataLoader, Dataset
+from monai.engines import SupervisedEvaluator
+from monai.handlers import MLFlowHandler, ValidationHandler
 
-from spatialspec.handlers import ResumeHandler, load_resume_checkpoint
-from spatialspec.errors import RunIdentityError
+from spatialspec.errors import InputError, RunIdentityError
+from spatialspec.handlers import ModelSelection, ResumeHandler, SelectionCheckpointSaver, load_resume_checkpoint
 from spatialspec.handlers.resume import get_rng_state, set_rng_state
 from spatialspec.identity import run_fingerprint
+from spatialspec.losses import ChannelCrossEntropyLoss
+from spatialspec.tracking import BufferedMLFlowHandler, reset_tracking_state
+from tests.handlers import test_selection as scripted
 
 # ---------------------------------------------------------------------------------------------------------------
 # RNG state round trip
@@ -211,11 +218,163 @@ def test_not_a_resume_checkpoint(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# the model-selection record: model.pt stays the best of all epochs across a resume
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _SelectionLoop:
+    """test_selection's scripted network (epoch e's weights give epoch e's logits; val_loss is smallest at epoch 2)
+    under a MONAI evaluator whose SelectionCheckpointSaver keeps models/model.pt, with a ResumeHandler."""
+
+    def __init__(self, root: Path, epochs: int = 4, stop_after: int | None = None, keep_record: bool = True) -> None:
+        self.network = scripted.ScriptedNetwork()
+        selection = ModelSelection("val_loss", loss=ChannelCrossEntropyLoss())
+        self.saver = SelectionCheckpointSaver(str(root / "models"), {"model": self.network}, selection)
+        data = [{"image": torch.tensor([float(i)]), "label": torch.tensor(scripted.Y[i]), "y": scripted.Y[i],
+                 "s": scripted.S[i]} for i in range(8)]
+        self.evaluator = SupervisedEvaluator(
+            device=torch.device("cpu"), val_data_loader=DataLoader(Dataset(data), batch_size=4), network=self.network,
+            postprocessing=scripted._score, key_val_metric=selection.key_metric(),
+            metric_cmp_fn=selection.metric_cmp_fn, decollate=False, val_handlers=[self.saver])
+        self.trainer = Engine(lambda engine, batch: None)
+        self.trainer.add_event_handler(Events.EPOCH_COMPLETED,
+                                       lambda e: self.network.tag.data.fill_(float(e.state.epoch)))
+        ValidationHandler(interval=1, validator=self.evaluator).attach(self.trainer)
+        save_dict = {"network": self.network, **({"selection": self.saver} if keep_record else {})}
+        self.handler = ResumeHandler(root / "resume" / "latest.pt", save_dict, evaluator=self.evaluator)
+        self.handler.attach(self.trainer)
+        if stop_after is not None:
+            self.trainer.add_event_handler(Events.EPOCH_COMPLETED(once=stop_after), _interrupt)
+        self.epochs = epochs
+        self.model_file = root / "models" / "model.pt"
+
+    def run(self) -> None:
+        self.trainer.run([0], max_epochs=self.epochs)
+
+    def kept_epoch(self) -> int:
+        return int(torch.load(self.model_file, weights_only=True)["tag"].item())
+
+
+@pytest.mark.parametrize("keep_record", [True, False])
+def test_resumed_run_keeps_the_best_model_of_all_epochs(tmp_path, keep_record):
+    _interrupted_run(_SelectionLoop(tmp_path, stop_after=2, keep_record=keep_record))  # epochs 1, 2: best is 2
+    resumed = _SelectionLoop(tmp_path, keep_record=keep_record)
+    resumed.run()  # epochs 3, 4: both worse
+    assert resumed.handler.resumed_from == 2 and resumed.evaluator.state.best_metric_epoch == 2
+    if keep_record:
+        assert resumed.kept_epoch() == 2
+        assert resumed.saver.best_metric_epoch == 2
+        assert resumed.saver.best_metric == pytest.approx(scripted._loss(scripted.Z[2]), rel=1e-5)
+        record = load_resume_checkpoint(tmp_path / "resume" / "latest.pt")["objects"]["selection"]
+        assert record["key_metric"] == "val_loss" and record["mode"] == "min" and record["best_metric_epoch"] == 2
+    else:  # without the record the saver starts empty and keeps epoch 3: what the record is for
+        assert resumed.kept_epoch() == 3
+
+
+def _as_older_checkpoint(path: Path, copies: int = 1) -> None:
+    """Rewrite a checkpoint in the layout of spatialspec before the selection record was a save_dict entry."""
+    state = torch.load(path, weights_only=True)
+    record = state["objects"].pop("selection")
+    state["checkpoint_savers"] = [record["saved"]] * copies
+    torch.save(state, path)
+
+
+def test_older_checkpoint_maps_its_saver_record_onto_the_selection_entry(tmp_path):
+    _interrupted_run(_SelectionLoop(tmp_path, stop_after=2))
+    _as_older_checkpoint(tmp_path / "resume" / "latest.pt")
+    resumed = _SelectionLoop(tmp_path)
+    resumed.run()
+    assert resumed.kept_epoch() == 2 and resumed.saver.best_metric_epoch == 2
+    assert "checkpoint_savers" not in load_resume_checkpoint(tmp_path / "resume" / "latest.pt")
+
+
+def test_older_checkpoint_with_several_saver_records_is_refused(tmp_path):
+    _interrupted_run(_SelectionLoop(tmp_path, stop_after=2))
+    _as_older_checkpoint(tmp_path / "resume" / "latest.pt", copies=2)
+    with pytest.raises(InputError, match=r"older spatialspec with 2 checkpoint-saver records.*--resume False"):
+        _SelectionLoop(tmp_path).run()
+    assert _SelectionLoop(tmp_path, keep_record=False).kept_epoch() == 2  # model.pt untouched
+
+
+def test_selection_record_of_another_rule_is_refused(tmp_path):
+    saver = SelectionCheckpointSaver(str(tmp_path), {"model": torch.nn.Linear(1, 1)}, key_metric_name="val_loss",
+                                     key_metric_mode="max")
+    with pytest.raises(ValueError, match="mode 'min'"):
+        saver.load_state_dict({"key_metric": "val_loss", "mode": "min", "saved": []})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# MLflow: the resumed attempt logs into the interrupted attempt's run
+# ---------------------------------------------------------------------------------------------------------------
+
+HANDLERS = {"buffered": BufferedMLFlowHandler, "monai": MLFlowHandler}
+
+
+def _tracked(loop: _Loop, kind: str, uri: str, buffer: Path) -> tuple[Any, Any]:
+    """Trainer and validator tracking handlers on ``loop`` (attached after its ResumeHandler, as MONAI's --tracking
+    patch appends them), the validator a plain engine run after every epoch."""
+    extra = {"buffer_file": buffer} if kind == "buffered" else {}
+    common = {"tracking_uri": uri, "experiment_name": "resume", "run_name": "r", **extra}
+    trainer_handler = HANDLERS[kind](output_transform=lambda loss: loss, tag_name="train_loss",
+                                     close_on_complete=True, **common)
+    trainer_handler.attach(loop.engine)
+    evaluator = loop.handler.evaluator
+    evaluator_handler = HANDLERS[kind](iteration_log=False, **common)
+    evaluator_handler.attach(evaluator)
+    loop.engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: evaluator.run([0]))
+    return trainer_handler, evaluator_handler
+
+
+def _plain_evaluator() -> Engine:
+    evaluator = Engine(lambda engine, batch: None)
+    evaluator.state.best_metric, evaluator.state.best_metric_epoch = -1.0, -1
+    return evaluator
+
+
+@pytest.mark.parametrize("kind", sorted(HANDLERS))
+def test_resumed_run_continues_the_interrupted_mlflow_run(tmp_path, kind):
+    from mlflow.tracking import MlflowClient
+
+    reset_tracking_state()
+    uri, buffer = f"sqlite:///{tmp_path / 'mlruns.db'}", tmp_path / "buffer.jsonl"
+    checkpoint = tmp_path / "resume" / "latest.pt"
+    _seed()
+    first = _Loop(checkpoint, epochs=3, stop_after=1, evaluator=_plain_evaluator())
+    trainer_handler, _ = _tracked(first, kind, uri, buffer)
+    _interrupted_run(first)
+    run_id = trainer_handler.cur_run.info.run_id
+    assert load_resume_checkpoint(checkpoint)["mlflow_run_id"] == run_id
+
+    # an older unfinished run of the same name: MONAI's lookup by name alone would log into it
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("resume").experiment_id
+    decoy = client.create_run(experiment, run_name="r",
+                              start_time=client.get_run(run_id).info.start_time - 60_000).info.run_id
+    probe = HANDLERS[kind](tracking_uri=uri, experiment_name="resume", run_name="r")
+    probe.start(Engine(lambda engine, batch: None))
+    assert probe.cur_run.info.run_id == decoy
+    reset_tracking_state()
+
+    _seed(123)
+    second = _Loop(checkpoint, epochs=3, evaluator=_plain_evaluator())
+    _, evaluator_handler = _tracked(second, kind, uri, buffer)
+    second.run()
+    assert second.handler.resumed_from == 1
+    assert evaluator_handler.cur_run.info.run_id == run_id
+    assert load_resume_checkpoint(checkpoint)["mlflow_run_id"] == run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
+    steps = sorted({m.step for m in client.get_metric_history(run_id, "train_loss")})
+    assert steps == list(range(1, second.engine.state.iteration + 1))  # both attempts, one run
+    assert client.get_metric_history(decoy, "train_loss") == []
+    reset_tracking_state()
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # the segmentation bundle, SIGKILLed in the middle of an epoch and run again
 # ---------------------------------------------------------------------------------------------------------------
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bundles"))
-from test_bundles import TINY, _start, _finish, _train_args  # noqa: E402
+from test_bundles import TINY, _finish, _start, _train_args  # noqa: E402
 
 EPOCHS, BATCH = 3, 4  # TINY has 20 training images: 5 iterations per epoch
 KILL_AT = 7  # iteration 2 of epoch 2
@@ -233,11 +392,13 @@ def _kill_config(path: Path, marker: Path) -> Path:
 
 
 def _args(out: Path, db: Path, extra_config: Path | None = None) -> list[str]:
-    args = _train_args("segmentation", "$" + repr(str(out)), "--batch_size", str(BATCH), "--tracking", "mlflow",
+    args = _train_args("seg", "$" + repr(str(out)), "--batch_size", str(BATCH), "--tracking", "mlflow",
                        "--tracking_uri", f"sqlite:///{db}", "--experiment_name", "resume", "--run_name", "r",
                        epochs=EPOCHS, synthetic=TINY)
-    if extra_config is not None:
-        args[args.index("--config_file") + 1] = repr([args[args.index("--config_file") + 1], str(extra_config)])
+    # the config chain as a Python list, which MONAI's command line (fire) reads for any path
+    i = args.index("--config_file") + 1
+    chain = ast.literal_eval(args[i]) if args[i].startswith("[") else args[i].split(",")
+    args[i] = repr([*chain, *([str(extra_config)] if extra_config is not None else [])])
     return args
 
 

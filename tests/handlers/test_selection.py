@@ -9,18 +9,25 @@ the parameter saved in ``model.pt`` names the epoch whose weights were kept.
 from __future__ import annotations
 
 import math
+import operator
 
 import pytest
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint
 from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator
-from monai.handlers import ValidationHandler
+from monai.handlers import CheckpointSaver, ValidationHandler
 
 from spatialspec.errors import InputError
-from spatialspec.handlers import (SELECTION_RULES, STUDY_RULES, ConvergenceMonitor, ModelSelection,
-                                  SelectionCheckpointSaver)
-from spatialspec.handlers.selection import keep_latest
+from spatialspec.handlers import (
+    SELECTION_RULES,
+    STUDY_RULES,
+    ConvergenceMonitor,
+    ModelSelection,
+    SelectionCheckpointSaver,
+)
+from spatialspec.handlers.selection import KEY_METRIC_MODES, compare_fn, keep_latest
 from spatialspec.losses import ChannelCrossEntropyLoss
 from spatialspec.metrics import subgroup_aurocs
 
@@ -61,21 +68,29 @@ def _score(output: dict) -> dict:
 
 
 def _run(rule: str, tmp_path, patience: int = 2, until_converged: bool = False, epochs: int = 4):
+    return _run_with_saver(rule, tmp_path, patience, until_converged, epochs)[:3]
+
+
+def _run_with_saver(rule: str, tmp_path, patience: int = 2, until_converged: bool = False, epochs: int = 4,
+                    **saver_args):
+    """``_run``, and its SelectionCheckpointSaver (of ``selection``, or of ``saver_args`` when given)."""
     network = ScriptedNetwork()
     selection = ModelSelection(rule, loss=ChannelCrossEntropyLoss())
+    saver = SelectionCheckpointSaver(str(tmp_path), {"model": network}, None if saver_args else selection,
+                                     filename="model.pt", **saver_args)
     data = [{"image": torch.tensor([float(i)]), "label": torch.tensor(Y[i]), "y": Y[i], "s": S[i]} for i in range(8)]
     evaluator = SupervisedEvaluator(
         device=torch.device("cpu"), val_data_loader=DataLoader(Dataset(data), batch_size=4), network=network,
         postprocessing=_score, key_val_metric=selection.key_metric(),
-        additional_metrics=selection.additional_metrics(), metric_cmp_fn=selection.metric_cmp_fn, decollate=False,
-        val_handlers=[SelectionCheckpointSaver(str(tmp_path), {"model": network}, selection, filename="model.pt")])
+        additional_metrics=selection.additional_metrics(), metric_cmp_fn=saver.metric_cmp_fn, decollate=False,
+        val_handlers=[saver])
     trainer = Engine(lambda engine, batch: None)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: network.tag.data.fill_(float(e.state.epoch)))
     ValidationHandler(interval=1, validator=evaluator).attach(trainer)
     monitor = ConvergenceMonitor(evaluator, patience=patience, until_converged=until_converged)
     monitor.attach(trainer)
     trainer.run([0], max_epochs=epochs)
-    return evaluator, monitor, trainer
+    return evaluator, monitor, trainer, saver
 
 
 def test_scripted_epochs_are_what_the_comments_say():
@@ -152,3 +167,64 @@ def test_selection_errors(kwargs, message):
     kwargs = {"loss": ChannelCrossEntropyLoss(), **kwargs}
     with pytest.raises(InputError, match=message):
         ModelSelection(**kwargs)
+
+
+@pytest.mark.parametrize("rule", [*STUDY_RULES, "val_overall_auroc"])
+def test_saver_record_names_the_kept_epoch_and_round_trips(rule, tmp_path):
+    evaluator, _, _, saver = _run_with_saver(rule, tmp_path)
+    record = saver.state_dict()
+    expected = EXPECTED_EPOCH[rule]
+    assert (record["key_metric"], record["mode"]) == (SELECTION_RULES[rule].metric, SELECTION_RULES[rule].mode)
+    assert record["best_metric_epoch"] == expected == evaluator.state.best_metric_epoch
+    assert record["best_metric"] == pytest.approx(evaluator.state.best_metric, rel=1e-6)
+    assert len(record["saved"]) == 1  # one file, model.pt
+    if rule == "last":
+        assert record["saved"][0][0] == 4.0  # the priority is the epoch
+    elif rule == "val_loss":
+        assert record["saved"][0][0] == pytest.approx(-_loss(Z[expected]), rel=1e-5)  # negated: smaller is better
+    fresh = SelectionCheckpointSaver(str(tmp_path / "other"), {"model": torch.nn.Linear(1, 1)},
+                                     ModelSelection(rule, loss=ChannelCrossEntropyLoss()))
+    fresh.load_state_dict(torch.load(_saved(tmp_path, record), weights_only=True))
+    assert fresh.state_dict() == record
+
+
+def _saved(tmp_path, record: dict):
+    """``record`` through torch.save and a weights-only load, as the ResumeHandler stores it."""
+    path = tmp_path / "record.pt"
+    torch.save(record, path)
+    return path
+
+
+def test_saver_reads_monais_key_metric_checkpoint(tmp_path):
+    """The one private MONAI attribute SelectionCheckpointSaver reads: fails if MONAI renames or retypes it."""
+    plain = CheckpointSaver(str(tmp_path), {"model": torch.nn.Linear(1, 1)}, save_key_metric=True)
+    assert isinstance(plain._key_metric_checkpoint, Checkpoint)
+    saver = SelectionCheckpointSaver(str(tmp_path), {"model": torch.nn.Linear(1, 1)},
+                                     ModelSelection("last", loss=ChannelCrossEntropyLoss()))
+    assert saver._key_metric_record is saver._key_metric_checkpoint
+    assert saver._key_metric_record.score_function.__name__ == "_epoch"
+
+
+@pytest.mark.parametrize("mode, cmp, epoch", [("min", operator.lt, 2), ("max", operator.gt, 4),
+                                              ("last", keep_latest, 4)])
+def test_one_mode_sets_sign_and_comparison(mode, cmp, epoch, tmp_path):
+    """A saver of a key metric and mode (no selection rule): the evaluator's comparison is the saver's, and both pick
+    the same epoch (the validation loss is smallest at epoch 2, largest at epoch 4)."""
+    assert compare_fn(mode) is cmp and mode in KEY_METRIC_MODES
+    evaluator, _, _, saver = _run_with_saver("val_loss", tmp_path, key_metric_name="val_loss", key_metric_mode=mode)
+    assert saver.metric_cmp_fn is cmp
+    assert evaluator.state.best_metric_epoch == saver.best_metric_epoch == epoch
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["tag"].item() == epoch
+
+
+def test_saver_arguments_are_checked(tmp_path):
+    net = {"model": torch.nn.Linear(1, 1)}
+    selection = ModelSelection("val_loss", loss=ChannelCrossEntropyLoss())
+    with pytest.raises(InputError, match="not both"):
+        SelectionCheckpointSaver(str(tmp_path), net, selection, key_metric_mode="min")
+    with pytest.raises(InputError, match="needs a selection"):
+        SelectionCheckpointSaver(str(tmp_path), net, key_metric_name="val_loss")
+    with pytest.raises(InputError, match="'lowest' is not a key-metric mode"):
+        SelectionCheckpointSaver(str(tmp_path), net, key_metric_name="val_loss", key_metric_mode="lowest")
+    with pytest.raises(InputError, match="key_metric_mode"):
+        compare_fn("lowest")
