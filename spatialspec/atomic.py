@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "write_json_atomic", "save_figure_atomic", "removed_on_error"]
+__all__ = ["atomic_write", "write_json_atomic", "save_figure_atomic", "removed_on_error", "replace_folder"]
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
@@ -92,3 +92,19 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def replace_folder(built: str | os.PathLike, out: str | os.PathLike, staging: str | os.PathLike) -> Path:
+    """Move the finished folder ``built`` to ``out`` with renames only, so that ``out`` is the old folder or the new
+    one, never a mix: a previous ``out`` is first moved aside into ``staging`` (on the same file system; the caller
+    removes ``staging``) and put back if the last rename fails."""
+    built, out, old = Path(built), Path(out), Path(staging) / "replaced"
+    if out.exists():
+        os.replace(out, old)
+    try:
+        os.replace(built, out)
+    except OSError:
+        if old.exists():
+            os.replace(old, out)  # put the previous folder back
+        raise
+    return out

@@ -53,3 +53,35 @@ def test_keep_and_interrupts_keep_everything(tmp_path):
 def test_atomic_write_refuses_a_folder(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder: expected the name of a file"):
         atomic_write(tmp_path, "x")
+
+
+def test_replace_folder_swaps_in_the_new_folder_and_keeps_the_old_on_failure(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from spatialspec.atomic import replace_folder
+
+    out, staging = tmp_path / "out", tmp_path / "staging"
+    staging.mkdir()
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    built = staging / "built"
+    built.mkdir()
+    (built / "new.txt").write_text("new")
+    assert replace_folder(built, out, staging) == out
+    assert (out / "new.txt").read_text() == "new" and not (out / "old.txt").exists()
+
+    again = staging / "again"
+    again.mkdir()
+    real_replace = os.replace
+
+    def failing(src, dst):
+        if Path(src) == again:
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    shutil.rmtree(staging / "replaced")  # the first swap moved the old folder aside there
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        replace_folder(again, out, staging)
+    assert (out / "new.txt").read_text() == "new"  # the previous folder is back

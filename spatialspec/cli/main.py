@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from spatialspec import __version__
 from spatialspec.errors import InputError, root_cause
 
-from . import audit, compare, cost, data, label, measures, plan, study, sweep, sync
+from . import audit, bundle, compare, cost, data, label, measures, plan, study, sweep, sync
 
 __all__ = ["build_parser", "main", "input_error_line"]
 
-COMMANDS = (data, study, compare, cost, measures, audit, plan, sweep, sync, label)
+COMMANDS = (data, study, compare, cost, measures, audit, plan, sweep, sync, label, bundle)
 
 
 def build_parser() -> argparse.ArgumentParser:

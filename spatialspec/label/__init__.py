@@ -21,10 +21,11 @@ from .annotation import (
     image_annotation_costs,
 )
 from .disagreement import percentile_ranks, rank_by_disagreement, shortcut_disagreement
-from .install import DEFAULT_BUNDLES, install_label_app, packaged_app_dir
+from .install import DEFAULT_BUNDLES, DEFAULT_METHODS, install_label_app, packaged_app_dir
 
 __all__ = [
     "DEFAULT_BUNDLES",
+    "DEFAULT_METHODS",
     "abnormality_boxes",
     "annotation_costs",
     "count_abnormalities",

@@ -1,9 +1,12 @@
 """Lay out the spatialspec MONAI Label app: the packaged ``main.py`` plus one bundle and checkpoint per model.
 
 MONAI Label serves bundles from the app's ``model/<name>`` folders (``configs/inference.yaml``,
-``configs/metadata.json`` and ``models/model.pt``). :func:`install_label_app` copies the app and the repository's
-bundles there and puts the checkpoint the user names in place, after checking that it loads into the bundle's
-network. Nothing is downloaded: the app never consults MONAI Label's model zoo.
+``configs/metadata.json`` and ``models/model.pt``). The repository's bundles are overlays of one base per model
+family, so :func:`install_label_app` exports each served level as a self-contained bundle there
+(:func:`spatialspec.zoo.export_bundle`: a self-contained ``inference.yaml``, the merged ``train.yaml`` MONAI Label
+fine-tunes with), with the checkpoint the user names as ``models/model.pt`` once it loads weights-only and strictly
+into the exported network. A folder given with ``bundles`` (e.g. an exported bundle) is copied as it is. Nothing is
+downloaded: the app never consults MONAI Label's model zoo.
 """
 
 from __future__ import annotations
@@ -14,16 +17,21 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["DEFAULT_BUNDLES", "install_label_app", "packaged_app_dir"]
+from spatialspec.atomic import replace_folder
+from spatialspec.registry import METHODS
 
-#: MONAI Label model name -> the spatialspec bundle that serves it.
-DEFAULT_BUNDLES: dict[str, str] = {
-    "segmentation": "segmentation",
-    "bbox": "bbox_segmentation",
-    "binary": "binary_classification",
+__all__ = ["DEFAULT_METHODS", "DEFAULT_BUNDLES", "install_label_app", "packaged_app_dir"]
+
+#: MONAI Label model name -> the level or method (:data:`spatialspec.registry.METHODS`) exported to serve it.
+DEFAULT_METHODS: dict[str, str] = {
+    "segmentation": "seg",
+    "bbox": "bbox",
+    "binary": "classifier",
 }
+#: MONAI Label model name -> the source bundle (its metadata and docs) of the level that serves it.
+DEFAULT_BUNDLES: dict[str, str] = {name: METHODS[entry].bundle for name, entry in DEFAULT_METHODS.items()}
 
-# run outputs that never belong in the app's copy of a bundle
+# run outputs that never belong in the app's copy of a bundle folder
 _BUNDLE_IGNORE = shutil.ignore_patterns("eval", "models", "runs", "mlruns", "mlruns.db", "__pycache__", "*.pyc")
 
 
@@ -36,12 +44,31 @@ def _check_checkpoint(name: str, bundle: Path, checkpoint: Path) -> None:
     """Load ``checkpoint`` weights-only and strictly into the network of ``bundle``'s inference config."""
     from spatialspec.embeddings import load_bundle_network
 
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"--checkpoint {name}: no such file {checkpoint}")
     try:
         load_bundle_network(bundle, checkpoint, config_files=("inference.yaml",))
     except ValueError as e:
         raise ValueError(f"--checkpoint {name}: {e}") from None
+
+
+def _export(name: str, target: Path, checkpoint: Path, bundles_dir: Path) -> None:
+    """Export the level serving ``name`` into ``target`` with ``checkpoint`` (no figures measured)."""
+    from spatialspec.zoo import export_bundle
+
+    try:
+        export_bundle(DEFAULT_METHODS[name], target, checkpoint=checkpoint, bundles_dir=bundles_dir, measure=False)
+    except ValueError as e:
+        text = str(e)
+        text = text[len("checkpoint: "):] if text.startswith("checkpoint: ") else text
+        raise ValueError(f"--checkpoint {name}: {text}") from None
+
+
+def _bundles_root(bundles_dir: str | os.PathLike | None) -> Path:
+    from spatialspec.registry import COMMON, find_bundles_dir
+
+    if bundles_dir is not None and not (Path(bundles_dir) / COMMON / "configs" / "train.yaml").is_file():
+        raise FileNotFoundError(f"--bundles-dir {bundles_dir}: no spatialspec bundles there (no "
+                                f"{COMMON}/configs/train.yaml)")
+    return find_bundles_dir(bundles_dir)
 
 
 def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os.PathLike],
@@ -52,11 +79,12 @@ def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os
     Args:
         out: the app folder to create (``monailabel start_server --app out``).
         checkpoints: model name (``segmentation``, ``bbox``, ``binary`` or a name of ``bundles``) -> the trained
-            checkpoint (``<bundle>/eval/models/model.pt`` after ``monai.bundle run``), installed as
+            checkpoint (``<output_dir>/models/model.pt`` after ``monai.bundle run``), installed as
             ``out/model/<name>/models/model.pt``.
-        bundles: model name -> bundle folder, for models other than (or instead of) :data:`DEFAULT_BUNDLES`.
-        bundles_dir: where the default bundles live; ``$SPATIALSPEC_BUNDLES`` or the checkout's ``bundles/`` when
-            omitted (:func:`spatialspec.study.find_bundles_dir`).
+        bundles: model name -> a self-contained bundle folder (e.g. written by ``spatialspec bundle export``), for
+            models other than (or instead of) :data:`DEFAULT_METHODS`; copied without its run outputs.
+        bundles_dir: where the source bundles live; ``$SPATIALSPEC_BUNDLES`` or the checkout's ``bundles/`` when
+            omitted (:func:`spatialspec.registry.find_bundles_dir`).
         force: replace an existing ``out`` (its datastore-trained checkpoints are lost).
 
     Returns:
@@ -71,24 +99,21 @@ def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os
                          "model.pt)")
     if out.exists() and not force:
         raise ValueError(f"--out: {out} exists; pass --force to replace it")
-    sources = {name: Path(path) for name, path in (bundles or {}).items()}
-    root = Path(bundles_dir) if bundles_dir is not None else None
-    for name in checkpoints:
-        if name in sources:
-            continue
-        if name not in DEFAULT_BUNDLES:
-            raise ValueError(f"--checkpoint {name}: unknown model; the app serves {sorted(DEFAULT_BUNDLES)} or a name "
+    folders = {name: Path(path) for name, path in (bundles or {}).items()}
+    for name, checkpoint in checkpoints.items():
+        if name not in folders and name not in DEFAULT_METHODS:
+            raise ValueError(f"--checkpoint {name}: unknown model; the app serves {sorted(DEFAULT_METHODS)} or a name "
                              "given with --bundle NAME=DIR")
-        if root is None:
-            from spatialspec.study.bundles import find_bundles_dir
-
-            root = find_bundles_dir()
-        sources[name] = root / DEFAULT_BUNDLES[name]
-    for name in checkpoints:
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"--checkpoint {name}: no such file {checkpoint}")
+    for name, folder in folders.items():
+        if name not in checkpoints:
+            continue
         for required in ("inference.yaml", "metadata.json"):
-            if not (sources[name] / "configs" / required).is_file():
-                raise FileNotFoundError(f"bundle for model {name}: {sources[name]} has no configs/{required}")
-        _check_checkpoint(name, sources[name], Path(checkpoints[name]))
+            if not (folder / "configs" / required).is_file():
+                raise FileNotFoundError(f"bundle for model {name}: {folder} has no configs/{required}")
+        _check_checkpoint(name, folder, Path(checkpoints[name]))
+    root = _bundles_root(bundles_dir) if any(name not in folders for name in checkpoints) else None
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -97,18 +122,13 @@ def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os
         shutil.copytree(packaged_app_dir(), app, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         for name, checkpoint in checkpoints.items():
             target = app / "model" / name
-            shutil.copytree(sources[name], target, ignore=_BUNDLE_IGNORE)
-            (target / "models").mkdir()
-            shutil.copy2(checkpoint, target / "models" / "model.pt")
-        old = staging / "replaced"
-        if out.exists():
-            os.replace(out, old)
-        try:
-            os.replace(app, out)
-        except OSError:
-            if old.exists():
-                os.replace(old, out)  # put the previous app back
-            raise
+            if name in folders:
+                shutil.copytree(folders[name], target, ignore=_BUNDLE_IGNORE)
+                (target / "models").mkdir()
+                shutil.copy2(checkpoint, target / "models" / "model.pt")
+            else:
+                _export(name, target, Path(checkpoint), root)
+        replace_folder(app, out, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -9,16 +9,18 @@ import torch
 from monai.bundle import ConfigParser
 from PIL import Image
 
-from spatialspec.label import DEFAULT_BUNDLES
+from spatialspec.label import DEFAULT_METHODS
+from spatialspec.registry import config_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LABEL_VENV = REPO_ROOT / ".venv-label"
 
 
 def bundle_network(name: str) -> torch.nn.Module:
-    """The network of the bundle serving model ``name``, built from its inference config."""
+    """The network of the level serving model ``name``, built from its inference config chain."""
     parser = ConfigParser()
-    parser.read_config(str(REPO_ROOT / "bundles" / DEFAULT_BUNDLES[name] / "configs" / "inference.yaml"))
+    parser.read_config([str(f) for f in config_files(DEFAULT_METHODS[name], "inference",
+                                                     bundles_dir=REPO_ROOT / "bundles")])
     return parser.get_parsed_content("network_def", instantiate=True)
 
 
@@ -27,7 +29,7 @@ def write_checkpoints(folder: Path, seed: int = 0) -> dict[str, Path]:
     ``CheckpointSaver`` writes for several objects, the others a bare state dict."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for k, name in enumerate(DEFAULT_BUNDLES):
+    for k, name in enumerate(DEFAULT_METHODS):
         torch.manual_seed(seed + k)
         state = bundle_network(name).state_dict()
         paths[name] = folder / f"{name}.pt"

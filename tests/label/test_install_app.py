@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
+from monai.bundle import ConfigParser
 
 from spatialspec.cli.main import main
-from spatialspec.label import DEFAULT_BUNDLES, install_label_app, packaged_app_dir
+from spatialspec.label import DEFAULT_METHODS, install_label_app, packaged_app_dir
 from tests.label.helpers import REPO_ROOT, bundle_network, write_checkpoints
 
 BUNDLES = REPO_ROOT / "bundles"
-
-
-def _sha(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -26,21 +22,40 @@ def checkpoints(tmp_path_factory):
     return write_checkpoints(tmp_path_factory.mktemp("checkpoints"))
 
 
-def test_layout_has_the_app_and_one_bundle_per_model(tmp_path, checkpoints):
+def test_layout_has_the_app_and_one_exported_bundle_per_model(tmp_path, checkpoints):
+    """Each served level is exported self-contained (the source bundles are overlays): its inference.yaml builds the
+    network alone, from the app folder, and models/model.pt holds the checkpoint's weights."""
     bundles = tmp_path / "bundles"
-    for bundle in DEFAULT_BUNDLES.values():
-        shutil.copytree(BUNDLES / bundle, bundles / bundle)
-        (bundles / bundle / "eval" / "models").mkdir(parents=True, exist_ok=True)  # run outputs: not copied
-        (bundles / bundle / "eval" / "models" / "model.pt").write_bytes(b"old")
+    shutil.copytree(BUNDLES, bundles, ignore=shutil.ignore_patterns("eval"))
+    (bundles / "segmentation" / "eval" / "models").mkdir(parents=True)  # run outputs of the source: not exported
+    (bundles / "segmentation" / "eval" / "models" / "model.pt").write_bytes(b"old")
     app = install_label_app(tmp_path / "app", checkpoints, bundles_dir=bundles)
     assert (app / "main.py").read_text() == (packaged_app_dir() / "main.py").read_text()
-    for name, bundle in DEFAULT_BUNDLES.items():
+    for name in DEFAULT_METHODS:
         folder = app / "model" / name
         for config in ("inference.yaml", "train.yaml", "metadata.json"):
-            assert (folder / "configs" / config).read_text() == (BUNDLES / bundle / "configs" / config).read_text()
-        assert _sha(folder / "models" / "model.pt") == _sha(checkpoints[name])
+            assert (folder / "configs" / config).is_file()
         assert not (folder / "eval").exists()
+        parser = ConfigParser()
+        parser.read_config(str(folder / "configs" / "inference.yaml"))
+        assert parser["bundle_root"] == "."
+        network = parser.get_parsed_content("network_def")
+        network.load_state_dict(torch.load(folder / "models" / "model.pt", weights_only=True), strict=True)
+        expected = torch.load(checkpoints[name], weights_only=True)
+        expected = expected.get("model", expected)
+        for key, value in network.state_dict().items():
+            assert torch.equal(value, expected[key]), (name, key)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app", "bundles"]  # no staging folder left behind
+
+
+def test_an_exported_bundle_is_served_under_its_own_name(tmp_path, checkpoints):
+    from spatialspec.zoo import export_bundle
+
+    exported = export_bundle("bbox", tmp_path / "exported", bundles_dir=BUNDLES)
+    app = install_label_app(tmp_path / "app", {"boxes": checkpoints["bbox"]}, bundles={"boxes": exported})
+    folder = app / "model" / "boxes"
+    assert (folder / "configs" / "inference.yaml").read_text() == (exported / "configs" / "inference.yaml").read_text()
+    assert (folder / "models" / "model.pt").read_bytes() == checkpoints["bbox"].read_bytes()
 
 
 def test_a_checkpoint_that_does_not_fit_names_the_model(tmp_path, checkpoints):
@@ -53,7 +68,8 @@ def test_a_checkpoint_that_does_not_fit_names_the_model(tmp_path, checkpoints):
 def test_pickled_objects_are_refused(tmp_path):
     unsafe = tmp_path / "unsafe.pt"
     torch.save({"model": bundle_network("binary")}, unsafe)  # a whole module, not weights
-    with pytest.raises(ValueError, match="--checkpoint binary: checkpoint .* refused or unreadable with torch.load.weights_only=True."):
+    with pytest.raises(ValueError, match="--checkpoint binary: checkpoint .* refused or unreadable with "
+                                         "torch.load.weights_only=True."):
         install_label_app(tmp_path / "app", {"binary": unsafe}, bundles_dir=BUNDLES)
 
 
@@ -64,8 +80,10 @@ def test_bad_requests_name_the_option(tmp_path, checkpoints):
         install_label_app(tmp_path / "app", {"binary": tmp_path / "missing.pt"}, bundles_dir=BUNDLES)
     with pytest.raises(ValueError, match="--checkpoint: name at least one model"):
         install_label_app(tmp_path / "app", {}, bundles_dir=BUNDLES)
-    with pytest.raises(FileNotFoundError, match="has no configs/inference.yaml"):
+    with pytest.raises(FileNotFoundError, match="--bundles-dir .*: no spatialspec bundles there"):
         install_label_app(tmp_path / "app", {"binary": checkpoints["binary"]}, bundles_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="has no configs/inference.yaml"):
+        install_label_app(tmp_path / "app", {"lesion": checkpoints["binary"]}, bundles={"lesion": tmp_path})
 
 
 def test_an_existing_app_is_replaced_only_with_force(tmp_path, checkpoints):

@@ -24,8 +24,8 @@ import requests
 from PIL import Image
 
 from spatialspec.label import install_label_app, rank_by_disagreement
-from tests.ports import free_port
 from tests.label.helpers import LABEL_VENV, REPO_ROOT, write_checkpoints, write_studies
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.label, pytest.mark.slow]
 
