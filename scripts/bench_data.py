@@ -1,10 +1,11 @@
-"""Benchmark: data loading through a bundle's data set config, first epoch against second epoch (Saab et al. 2022,
+"""Benchmark: data loading through a data set config, first epoch against second epoch (Saab et al. 2022,
 App. A.1 trains every model for 150 epochs on the same images, so everything before the random augmentations is
 worth caching). Goal: the second epoch >= 10x faster than the first.
 
 The script writes ``--images`` SIIM-like (grey) or ISIC-like (RGB) 8-bit PNG images with masks and a
-``datalist.json`` into a temporary folder, builds the bundle's own preprocessing (``train.yaml`` + ``<dataset>.yaml``
-with ``--dataset_dir`` set to that folder) and iterates a ``DataLoader`` over it for two epochs, no model attached:
+``datalist.json`` into a temporary folder, builds the preprocessing of a level or method with the data set config
+(its train chain + ``common/configs/<dataset>.yaml``, :func:`spatialspec.registry.config_files`, with
+``dataset_dir`` set to that folder) and iterates a ``DataLoader`` over it for two epochs, no model attached:
 
 * ``persistent``: MONAI ``PersistentDataset`` (cache on disk under the temporary folder): epoch 1 decodes the PNGs,
   resizes, derives the supervision and writes the cache; epoch 2 reads the cache;
@@ -15,7 +16,7 @@ with ``--dataset_dir`` set to that folder) and iterates a ``DataLoader`` over it
 Both cached variants stop at the configs' cache boundary (a ``RandLambdad`` casting the 16-bit image and 8-bit label
 to float) and run the intensity scaling on every read, as training does.
 
-    .venv/bin/python scripts/bench_data.py [--images 200] [--size 256] [--bundle segmentation] [--dataset siim]
+    .venv/bin/python scripts/bench_data.py [--images 200] [--size 256] [--method seg] [--dataset siim]
         [--level seg] [--batch-size 16] [--workers 0] [--threads 1] [--trials 3]
         [--variants persistent cache none]
 
@@ -33,11 +34,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from spatialspec import registry
 from spatialspec.atomic import write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BUNDLES = ("segmentation", "bbox_segmentation", "binary_classification", "jtt_classification",
-           "george_classification")
 VARIANTS = ("persistent", "cache", "none")
 
 
@@ -68,13 +68,17 @@ def write_images(out: Path, n: int, size: int, dataset: str, seed: int = 0) -> P
     return write_json_atomic(out / "datalist.json", {"training": entries, "validation": entries[:2], "test": []})
 
 
-def bundle_pipeline(bundle: str, dataset: str, dataset_dir: Path, size: int, level: str | None):
-    """The bundle's training entries and preprocessing (a MONAI ``Compose``) from its configs."""
+def config_chain(method: str, dataset: str) -> list[Path]:
+    """The train configs of ``method`` with the data set config merged last."""
+    return registry.config_files(method, dataset=dataset, bundles_dir=REPO_ROOT / "bundles")
+
+
+def bundle_pipeline(method: str, dataset: str, dataset_dir: Path, size: int, level: str | None):
+    """The training entries and preprocessing (a MONAI ``Compose``) of ``method`` on ``dataset``, from its configs."""
     from monai.bundle import ConfigParser
 
-    configs = REPO_ROOT / "bundles" / bundle / "configs"
     parser = ConfigParser()
-    parser.read_config([str(configs / "train.yaml"), str(configs / f"{dataset}.yaml")])
+    parser.read_config([str(f) for f in config_chain(method, dataset)])
     parser["dataset_dir"] = str(dataset_dir)
     parser["image_size"] = size
     parser["output_dir"] = str(dataset_dir / "out")
@@ -112,9 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--bundle", choices=BUNDLES, default="segmentation")
+    parser.add_argument("--method", choices=registry.method_names(), default="seg",
+                        help="the level or method whose configs build the preprocessing (spatialspec bundle list)")
     parser.add_argument("--dataset", choices=("siim", "isic"), default="siim")
-    parser.add_argument("--level", default=None, help="supervision level (default: the bundle's)")
+    parser.add_argument("--level", default=None, help="supervision level (default: the method's)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader processes (0: the main process)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
@@ -133,10 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         start = time.perf_counter()
         write_images(folder, args.images, args.size, args.dataset)
+        chain = " + ".join("/".join(f.parts[-3:]) for f in config_chain(args.method, args.dataset))
         print(f"wrote {args.images} {args.dataset} PNG images of {args.size} x {args.size} in "
-              f"{time.perf_counter() - start:.2f} s; bundle {args.bundle}, configs train.yaml + {args.dataset}.yaml, "
-              f"batch {args.batch_size}, {args.workers} DataLoader worker(s)")
-        data, transform = bundle_pipeline(args.bundle, args.dataset, folder, args.size, args.level)
+              f"{time.perf_counter() - start:.2f} s; {args.method}: {chain}, batch {args.batch_size}, "
+              f"{args.workers} DataLoader worker(s)")
+        data, transform = bundle_pipeline(args.method, args.dataset, folder, args.size, args.level)
         print(f"{'variant':<11} {'epoch 1 (s)':>12} {'epoch 2 (s)':>12} {'ms/image 2':>11} {'ratio 1/2':>10}")
         ratios = {}
         for variant in args.variants:

@@ -1,11 +1,12 @@
 """Benchmark: one training epoch of the paper-scale segmentation configuration (Saab et al. 2022, App. A.1) on a GPU.
 
 The network (FlexibleUNet with the SE-ResNeXt50 encoder), loss, optimizer (Adam 5e-4) and augmentations (affine,
-elastic, brightness and contrast jitter) are read from ``bundles/segmentation/configs/train.yaml`` +
-``paper_scale.yaml`` with MONAI's ``ConfigParser``; the loop is MONAI's ``SupervisedTrainer`` with AMP and the
-network in channels-last layout. The data are ``--images`` synthetic ``--size`` x ``--size`` images (noise plus
-bright discs, the discs as the label) generated on the device and kept there as the configs' cache keeps them (16-bit
-images, 8-bit labels).
+elastic, brightness and contrast jitter) are read from the ``seg`` level's paper-scale configs
+(``spatialspec.registry.config_files("seg", paper_scale=True)``: the common and pixel-wise ``train.yaml``, then
+``segmentation/configs/paper_scale.yaml``) with MONAI's ``ConfigParser``; the loop is MONAI's ``SupervisedTrainer``
+with AMP and the network in channels-last layout. The data are ``--images`` synthetic ``--size`` x ``--size`` images
+(noise plus bright discs, the discs as the label) generated on the device and kept there as the configs' cache keeps
+them (16-bit images, 8-bit labels).
 
 ``--augment`` says where the augmentations run:
 
@@ -33,7 +34,6 @@ from pathlib import Path
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = REPO_ROOT / "bundles" / "segmentation" / "configs"
 # augmentations that build sampling grids: given the device, they build them there instead of on the CPU
 GRID_TRANSFORMS = ("RandAffined", "Rand2DElasticd")
 
@@ -63,8 +63,11 @@ def build(device: torch.device, augment: str, amp: bool, channels_last: bool):
     """Network, loss, optimizer and augmentation list of the paper-scale segmentation configuration."""
     from monai.bundle import ConfigParser
 
+    from spatialspec import registry
+
     parser = ConfigParser()
-    parser.read_config([str(CONFIGS / "train.yaml"), str(CONFIGS / "paper_scale.yaml")])
+    parser.read_config([str(f) for f in registry.config_files("seg", paper_scale=True,
+                                                              bundles_dir=REPO_ROOT / "bundles")])
     parser["device"] = f"$torch.device({str(device)!r})"
     parser["amp"] = amp
     parser["channels_last"] = channels_last

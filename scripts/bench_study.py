@@ -1,5 +1,6 @@
 """Benchmark: the default `spatialspec study` (MONAI bundles, ignite engines) against the same runs written as a plain
-PyTorch loop, in the same process (after an untimed warm-up of both). Prints the wall times and their ratio (goal: study / plain <= 1.10).
+PyTorch loop, in the same process (after an untimed warm-up of both). Prints the wall times and their ratio (goal:
+study / plain <= 1.10).
 
 Both sides do the same work per run: generate the synthetic splits, build the level's supervision, train the same
 UNet full-batch with Adam for the same epochs, evaluate the validation split every epoch (loss, image scores, robust

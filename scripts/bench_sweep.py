@@ -17,13 +17,13 @@ TINY = ["m=20", "n=16", "a=4", "b=4", "n_val=10", "n_test=20", "mu_y=0.5"]
 
 
 def _sweep(root: Path, jobs: int, epochs: int) -> float:
-    plan = root / f"plan{jobs}.json"
+    sweep = root / f"sweep{jobs}.json"
     synthetic = [x for kv in TINY for x in ("--synthetic", kv)]
-    subprocess.run([sys.executable, "-m", "spatialspec", "sweep", "plan", "--out", str(plan), "--out-dir",
+    subprocess.run([sys.executable, "-m", "spatialspec", "sweep", "create", "--out", str(sweep), "--out-dir",
                     str(root / f"jobs{jobs}"), "--levels", "binary,bbox,seg", "--seeds", "0,1", "--epochs",
                     str(epochs), *synthetic], check=True)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "spatialspec", "sweep", "run", str(plan), "--jobs", str(jobs)], check=True,
+    subprocess.run([sys.executable, "-m", "spatialspec", "sweep", "run", str(sweep), "--jobs", str(jobs)], check=True,
                    stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 

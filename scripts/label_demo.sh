@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The annotator's workflow of docs/label.md, end to end on the built-in synthetic data:
-# train the segmentation, bbox and binary bundles, lay out the MONAI Label app, start the server on 127.0.0.1,
+# train the segmentation, bbox and binary models, lay out the MONAI Label app, start the server on 127.0.0.1,
 # infer, save a label, ask the disagreement strategy for the next image, price the labels, fine-tune, stop.
 #   bash scripts/label_demo.sh [OUT_DIR (default runs/label_demo)] [PORT (default 8000)]
 set -euo pipefail
@@ -11,14 +11,23 @@ bash "$root/scripts/install.sh" --label
 py="$root/.venv-label/bin/python"
 cd "$root"
 
-echo "== 1. train the three bundles on the synthetic data (50 epochs each)"
-for bundle in segmentation bbox_segmentation binary_classification; do
+# the configs a level merges, in order (spatialspec.registry), as the list literal `monai.bundle run --config_file`
+# reads (MONAI 1.6.1 refuses the comma-joined chain `spatialspec bundle configs` prints: it checks the whole string is
+# one file), and the metadata.json of its bundle
+configs() {
+  "$py" -c "import sys; from spatialspec.registry import config_files
+print([str(f) for f in config_files(sys.argv[1])])" "$1"
+}
+meta() { "$root/.venv-label/bin/spatialspec" bundle configs "$1" --meta; }
+
+echo "== 1. train the three served levels (seg, bbox, classifier) on the synthetic data (50 epochs each)"
+for pair in segmentation:seg bbox_segmentation:bbox binary_classification:classifier; do
+  bundle="${pair%%:*}" name="${pair#*:}"
   if [ ! -f "$out/train/$bundle/models/model.pt" ]; then
-    "$py" -m monai.bundle run --config_file "bundles/$bundle/configs/train.yaml" \
-      --meta_file "bundles/$bundle/configs/metadata.json" --output_dir "$out/train/$bundle" \
-      > "$out/train_$bundle.log" 2>&1
+    "$py" -m monai.bundle run --config_file "$(configs "$name")" --meta_file "$(meta "$name")" \
+      --output_dir "$out/train/$bundle" > "$out/train_$bundle.log" 2>&1
   fi
-  echo "   $bundle: $out/train/$bundle/models/model.pt"
+  echo "   $name ($bundle): $out/train/$bundle/models/model.pt"
 done
 
 echo "== 2. studies: 50 test images of the synthetic data as NIfTI (exact float intensities)"

@@ -33,7 +33,7 @@ from spatialspec.data import load_split, parse_synthetic_overrides
 from spatialspec.embeddings import load_bundle_network
 from spatialspec.label import rank_by_disagreement
 from spatialspec.stats import nan_mean_std
-from spatialspec.study import RunSpec, StudyConfig, plan_runs, run_dir, train_missing
+from spatialspec.study import RunSpec, StudyConfig, run_dir, study_runs, train_missing
 from spatialspec.study.bundles import find_bundles_dir
 from spatialspec.transforms.scores import batch_image_score
 
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if records is not None:
             print(f"{spec.key}: trained in {seconds:.0f} s", flush=True)
 
-    runs = plan_runs(config)
+    runs = study_runs(config)
     train_missing(config, runs, require_checkpoint=True, progress=progress)
     per_seed = {}
     for seed in args.seeds:

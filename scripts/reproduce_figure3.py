@@ -46,7 +46,7 @@ from spatialspec.embeddings import (
     subgroup_cosine_similarity,
     umap_projection,
 )
-from spatialspec.study import RunSpec, StudyConfig, find_bundles_dir, plan_runs, run_dir, train_missing
+from spatialspec.study import RunSpec, StudyConfig, find_bundles_dir, run_dir, study_runs, train_missing
 from spatialspec.theory import theory_measures
 
 __all__ = ["level_for_r", "main", "parse_args", "PAIR_KEYS"]
@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          tracking_uri=args.tracking_uri, experiment_name="spatialspec-figure3",
                          bundles_dir=args.bundles_dir)
     _check_resume(out, {"epochs": args.epochs, "synthetic": params.to_dict(), "overrides": config.overrides})
-    runs = plan_runs(config)
+    runs = study_runs(config)
     started = time.perf_counter()
     results = train_all(config, runs)
     print(f"training: {time.perf_counter() - started:.1f} s", flush=True)

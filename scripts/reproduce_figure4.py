@@ -34,7 +34,12 @@ from spatialspec.atomic import atomic_write, save_figure_atomic, write_json_atom
 from spatialspec.cli.study import parse_override
 from spatialspec.data import parse_synthetic_overrides
 from spatialspec.stats import nan_mean_std
-from spatialspec.study import RunSpec, StudyConfig, plan_runs, train_missing, write_summary_csv
+from spatialspec.study import RunSpec, StudyConfig, study_runs, train_missing, write_summary_csv
+from spatialspec.study.bundles import BASELINES
+from spatialspec.study.bundles import METHODS as _STUDY_METHOD_LEVELS
+
+# the entries a StudyConfig takes as methods (the rest are levels)
+STUDY_METHODS = (*BASELINES, *_STUDY_METHOD_LEVELS)
 
 __all__ = ["METHODS", "DEFAULT_SYNTHETIC", "parse_args", "study_config", "method_runs", "summarize_figure4",
            "table4_markdown", "main"]
@@ -102,7 +107,9 @@ def study_config(args: argparse.Namespace) -> StudyConfig:
     too_big = [b for b in args.budgets if b > synthetic.m]
     if too_big:
         raise ValueError(f"--budgets {too_big} exceed the m = {synthetic.m} training samples")
-    return StudyConfig(levels=[METHODS[m][0] for m in args.methods], seeds=args.seeds, epochs=args.epochs,
+    entries = [METHODS[m][0] for m in args.methods]
+    return StudyConfig(levels=[e for e in entries if e not in STUDY_METHODS],
+                       methods=[e for e in entries if e in STUDY_METHODS], seeds=args.seeds, epochs=args.epochs,
                        synthetic=synthetic, out_dir=args.out, tracking_uri=args.tracking_uri,
                        experiment_name="spatialspec-figure4", bundles_dir=args.bundles_dir,
                        overrides=dict(parse_override(item) for item in args.overrides),
@@ -206,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = method_runs(plan_runs(config), args.budgets_of)
+    runs = method_runs(study_runs(config), args.budgets_of)
     write_json_atomic(out / "figure4_config.json", {"budgets": args.budgets, "method_budgets": args.budgets_of,
                                                     "seeds": args.seeds, "epochs": args.epochs,
                                                     "methods": args.methods, "synthetic": config.synthetic.to_dict(),

@@ -1,5 +1,5 @@
 """The names of the model-selection rules a study offers (``spatialspec study --select``), free of torch and MONAI so
-that the command line and the study plan read them without importing either. The rules themselves, and every other
+that the command line and the study runner read them without importing either. The rules themselves, and every other
 rule a bundle may use, are :data:`spatialspec.handlers.selection.SELECTION_RULES`, which re-exports this name."""
 
 from __future__ import annotations

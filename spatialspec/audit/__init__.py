@@ -3,8 +3,16 @@ feature is inserted into or removed from test images, located by spurious masks 
 
 from __future__ import annotations
 
-from .counterfactual import (QUANTILES, AuditResult, ScoreFn, ShiftStats, counterfactual_audit, insert_spurious,
-                             remove_spurious, spatial_mask)
+from .counterfactual import (
+    QUANTILES,
+    AuditResult,
+    ScoreFn,
+    ShiftStats,
+    counterfactual_audit,
+    insert_spurious,
+    remove_spurious,
+    spatial_mask,
+)
 from .data import load_array, require_spurious_masks
 from .model import bundle_score_fn, load_network, network_score_fn, resolve_bundle
 

@@ -34,7 +34,7 @@ def resolve_bundle(bundle: str | os.PathLike, bundles_dir: str | os.PathLike | N
     path = Path(bundle).expanduser()
     if (path / "configs" / "train.yaml").is_file():
         return path.resolve()
-    from spatialspec.study.bundles import find_bundles_dir
+    from spatialspec.registry import find_bundles_dir
 
     root = find_bundles_dir(bundles_dir)
     if (root / str(bundle) / "configs" / "train.yaml").is_file():
@@ -63,9 +63,11 @@ def load_network(bundle: str | os.PathLike, checkpoint: str | os.PathLike,
     path = Path(checkpoint).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    config = resolve_bundle(bundle, bundles_dir) / "configs" / "train.yaml"
+    from spatialspec.registry import bundle_config_files
+
+    config = bundle_config_files(resolve_bundle(bundle, bundles_dir))
     parser = ConfigParser()
-    parser.read_config(str(config))
+    parser.read_config([str(c) for c in config])
     for key, value in (overrides or {}).items():
         if not str(key).startswith("network_def"):
             raise ValueError(f"override {key!r}: only network_def keys shape the network (e.g. network_def#channels)")
@@ -73,7 +75,8 @@ def load_network(bundle: str | os.PathLike, checkpoint: str | os.PathLike,
     try:
         network = parser.get_parsed_content("network_def", instantiate=True)
     except Exception as e:
-        raise ValueError(f"cannot build network_def of {config} with overrides {dict(overrides or {})}: {e}") from e
+        raise ValueError(f"cannot build network_def of {[str(c) for c in config]} with overrides "
+                         f"{dict(overrides or {})}: {e}") from e
     state = load_checkpoint_state(path, map_location="cpu")
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}

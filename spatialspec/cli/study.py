@@ -9,18 +9,18 @@ from pathlib import Path
 from spatialspec.atomic import removed_on_error, write_json_atomic
 from spatialspec.data import parse_synthetic_overrides
 from spatialspec.data.validate import require_datalist_file
+from spatialspec.selection_rules import STUDY_RULES
 from spatialspec.study import (
     StudyConfig,
     format_table,
-    plan_runs,
     plot_results,
     prepare_study,
     run_study,
     study_params,
+    study_runs,
     summarize,
     write_summary_csv,
 )
-from spatialspec.selection_rules import STUDY_RULES
 from spatialspec.study.bundles import study_level
 from spatialspec.study.report import convergence_warning
 from spatialspec.tracking import BUFFER_NAME
@@ -57,14 +57,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_study_arguments(parser: argparse.ArgumentParser, experiment_name: str, tracking_help: str) -> None:
     """The options that describe a study (data, levels, seeds, scores, models, epochs, label budgets, overrides,
-    tracking, bundles), shared by ``spatialspec study`` and ``spatialspec sweep plan`` (see
+    tracking, bundles), shared by ``spatialspec study`` and ``spatialspec sweep create`` (see
     :func:`config_from_args`)."""
     parser.add_argument("--dataset", choices=("synthetic", "datalist"), default="synthetic",
                         help="the built-in synthetic data (default) or the file given by --datalist")
     parser.add_argument("--datalist", help="decathlon-style datalist.json (implies --dataset datalist)")
-    parser.add_argument("--levels", default="binary,bbox,seg", help="comma-separated levels, the binary-label "
-                        "baselines jtt and george, and the cost-robustness methods seg-ssl and seg-spl (default: "
-                        "%(default)s)")
+    parser.add_argument("--levels", default="binary,bbox,seg", help="comma-separated levels: binary, patch:K, "
+                        "dilate:R, bbox, bbox:all, seg (default: %(default)s); '' for none")
+    parser.add_argument("--methods", default="", help="comma-separated methods beyond the levels: the binary-label "
+                        "baselines jtt and george, the cost-robustness methods seg-ssl and seg-spl "
+                        "(`spatialspec bundle list`; default: none)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
     parser.add_argument("--score", default="mean", help="comma-separated image scores: mean, max, topk:K; the first "
                                                         "is the headline (default: %(default)s)")
@@ -122,7 +124,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     budgets = location_budgets(args.location_labels)
     return StudyConfig(
-        levels=[study_level(level) for level in _csv(args.levels)], seeds=seeds, scores=_csv(args.score),
+        levels=[study_level(level) for level in _csv(args.levels)], methods=_csv(args.methods), seeds=seeds,
+        scores=_csv(args.score),
         binary_models=_csv(args.binary_model), epochs=args.epochs, synthetic=parse_synthetic_overrides(args.synthetic),
         datalist=str(Path(args.datalist).resolve()) if args.datalist else None, out_dir=args.out,
         tracking_uri=args.tracking_uri, experiment_name=args.experiment_name, bundles_dir=args.bundles_dir,
@@ -161,7 +164,7 @@ def _study(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     out = Path(config.out_dir).resolve()
-    runs = plan_runs(config)
+    runs = study_runs(config)
     # bad input and run folders of other runs fail here, before anything is written; a failure before the first run
     # finished leaves no --out
     fingerprints = prepare_study(config, runs)

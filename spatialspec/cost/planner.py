@@ -312,11 +312,14 @@ def records_from_mlflow(tracking_uri: str, experiment_name: str, score: str = "m
     """
     from mlflow.tracking import MlflowClient
 
-    # which model a bundle's run trained (imported here: spatialspec.study loads monai.bundle)
-    from spatialspec.study.bundles import BASELINES, METHOD_BUNDLES, bundle_for
+    from spatialspec.registry import METHODS
 
-    bundle_models = {**{bundle: model for model, bundle in BASELINES.items()},
-                     bundle_for("binary", "classifier"): "classifier", METHOD_BUNDLES["ssl"][0]: "ssl"}
+    # which model a bundle's run trained, for bundles that train one model (runs of a method that shares its bundle,
+    # like Seg-SPL, carry a `method` parameter)
+    models_of: dict[str, set[str]] = {}
+    for entry in METHODS.values():
+        models_of.setdefault(entry.bundle, set()).add(entry.model)
+    bundle_models = {bundle: models.pop() for bundle, models in models_of.items() if len(models) == 1}
 
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)

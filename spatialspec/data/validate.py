@@ -2,7 +2,7 @@
 
 A study trains for hours before it reads the test split; a datalist whose test entries lack ``y``, name a missing
 file or pair an image with a mask of another size must fail before the first epoch, with every problem named. This
-module is that one check, run by ``spatialspec study``, ``sweep plan``, ``audit``, ``measures --datalist`` and by
+module is that one check, run by ``spatialspec study``, ``sweep create``, ``audit``, ``measures --datalist`` and by
 every bundle at initialisation:
 
 * the file is a JSON object and each split the command reads exists, is a list and is not empty;

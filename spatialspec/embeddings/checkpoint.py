@@ -29,16 +29,11 @@ __all__ = ["bundle_parser", "load_checkpoint_state", "load_bundle_network", "bun
 
 
 def _config_paths(bundle_dir: Path, config_files: Sequence[str | os.PathLike]) -> list[Path]:
-    paths = []
-    for name in config_files:
-        path = Path(name)
-        path = path if path.is_absolute() or path.parent != Path(".") else bundle_dir / "configs" / path
-        if not path.is_file():
-            raise FileNotFoundError(f"bundle config not found: {path} (bundle_dir={bundle_dir})")
-        paths.append(path)
-    if not paths:
+    from spatialspec.registry import bundle_config_files  # a source bundle is an overlay: its chain comes first
+
+    if not config_files:
         raise ValueError("config_files: at least one bundle config is needed, e.g. 'train.yaml'")
-    return paths
+    return bundle_config_files(bundle_dir, config_files)
 
 
 def bundle_parser(bundle_dir: str | os.PathLike, overrides: Mapping[str, Any] | None = None,
@@ -49,7 +44,9 @@ def bundle_parser(bundle_dir: str | os.PathLike, overrides: Mapping[str, Any] | 
         bundle_dir: the bundle folder (holding ``configs/``).
         overrides: config ids and values (``#`` separates nested ids, e.g. ``{"synthetic": {"n": 32},
             "network_def#channels": [8, 16]}``); ``bundle_root`` defaults to ``bundle_dir``.
-        config_files: file names under ``<bundle_dir>/configs`` (or paths), merged in order.
+        config_files: file names under ``<bundle_dir>/configs`` (or paths), merged in order; for a bundle of the
+            source tree's ``bundles/`` (an overlay) its chain of configs comes first
+            (:func:`spatialspec.registry.bundle_config_files`).
 
     Raises:
         FileNotFoundError: naming a missing bundle folder or config file.

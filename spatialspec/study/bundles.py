@@ -1,4 +1,5 @@
-"""Where the spatialspec bundles live and which one trains a given level (Sec. 3.3.2 and 5.1)."""
+"""A study's view of :mod:`spatialspec.registry`: which bundle trains a given level or method, and its configs
+(Saab et al. 2022, Sec. 3.3.2 and 5.1)."""
 
 from __future__ import annotations
 
@@ -6,46 +7,29 @@ import os
 from pathlib import Path
 
 from spatialspec.levels import SpecificityLevel, parse_level
+from spatialspec.registry import METHODS as REGISTRY
+from spatialspec.registry import config_files, find_bundles_dir, meta_file, method_for_run
 
-__all__ = ["find_bundles_dir", "bundle_for", "study_level", "method_configs", "BINARY_MODELS", "BASELINES", "METHODS",
-           "METHOD_BUNDLES", "IMAGE_LABEL_BUNDLES", "STAGE_EPOCHS"]
+__all__ = ["find_bundles_dir", "bundle_for", "study_level", "study_method", "run_configs", "run_meta_file",
+           "BINARY_MODELS", "BASELINES", "METHODS", "IMAGE_LABEL_BUNDLES", "STAGE_EPOCHS"]
 
+#: the models that train the ``binary`` level (a study's ``--binary-models``)
 BINARY_MODELS = ("pixel", "classifier")
-# the robust-training baselines on binary labels (Table 1, App. A.2), named like levels in a study
-BASELINES = {"jtt": "jtt_classification", "george": "george_classification"}
-# the cost-robustness methods of Sec. 4.2 / Fig. 4, named like levels in a study: entry -> (level, model)
-METHODS = {"seg-ssl": ("seg", "ssl"), "seg-spl": ("seg", "spl")}
-# the bundle of each method model and the configs merged after its train.yaml (and before evaluate.yaml)
-METHOD_BUNDLES = {"ssl": ("seg_ssl", ()), "spl": ("segmentation", ("spl.yaml",))}
-# the bundles that train on image labels only: their datalist entries need no abnormal mask ('label')
-IMAGE_LABEL_BUNDLES = ("binary_classification", *BASELINES.values())
-# the setting holding the epochs of a two-stage bundle's first stage (default: the final stage's `epochs`); a study
-# trained until converged pins it to its --epochs, so that the first stage does not train --max-epochs epochs
-STAGE_EPOCHS = {"jtt_classification": "erm_epochs", "george_classification": "erm_epochs", "seg_ssl": "initial_epochs"}
-
-
-def find_bundles_dir(bundles_dir: str | os.PathLike | None = None) -> Path:
-    """The folder holding the bundles: ``bundles_dir``, ``$SPATIALSPEC_BUNDLES``, or ``bundles/`` of the source tree.
-
-    Raises:
-        FileNotFoundError: naming the places searched when none holds ``segmentation/configs/train.yaml``.
-    """
-    candidates = [bundles_dir, os.environ.get("SPATIALSPEC_BUNDLES"), Path(__file__).resolve().parents[2] / "bundles"]
-    tried = []
-    for candidate in candidates:
-        if not candidate:
-            continue
-        path = Path(candidate).expanduser().resolve()
-        tried.append(str(path))
-        if (path / "segmentation" / "configs" / "train.yaml").is_file():
-            return path
-    raise FileNotFoundError(f"no spatialspec bundles found (looked in {tried}); pass --bundles-dir or set "
-                            "SPATIALSPEC_BUNDLES to the repository's bundles/ folder")
+#: the robust-training baselines on binary labels (Table 1, App. A.2): study name -> bundle
+BASELINES = {e.name: e.bundle for e in REGISTRY.values() if e.family == "classifier" and e.model != "classifier"}
+#: the cost-robustness methods of Sec. 4.2 / Fig. 4: study name -> (level, model)
+METHODS = {e.name: (e.levels[0], e.model) for e in REGISTRY.values()
+           if e.family == "pixelwise" and e.model not in ("pixel",)}
+#: the bundles that train on image labels only: their datalist entries need no abnormal mask ('label')
+IMAGE_LABEL_BUNDLES = tuple(dict.fromkeys(e.bundle for e in REGISTRY.values() if e.image_labels_only))
+#: the setting holding the epochs of a two-stage bundle's first stage (default: the final stage's `epochs`); a study
+#: trained until converged pins it to its --epochs, so that the first stage does not train --max-epochs epochs
+STAGE_EPOCHS = {e.bundle: e.stage_epochs for e in REGISTRY.values() if e.stage_epochs is not None}
 
 
 def study_level(name: str) -> str:
-    """A study's level entry: a baseline name (``jtt``, ``george``) or a method (``seg-ssl``, ``seg-spl``) as it is,
-    or the canonical level name.
+    """A study's level entry: a method name (``jtt``, ``george``, ``seg-ssl``, ``seg-spl``) as it is, or the
+    canonical level name.
 
     Raises:
         ValueError: naming the entry when it is neither.
@@ -59,30 +43,38 @@ def study_level(name: str) -> str:
                          f"{', '.join(METHODS)}") from None
 
 
+def study_method(name: str) -> str:
+    """A study's method entry (``jtt``, ``george``, ``seg-ssl``, ``seg-spl``), lower-cased.
+
+    Raises:
+        ValueError: naming the entry and the methods when it is not one.
+    """
+    key = str(name).strip().lower()
+    if key not in (*BASELINES, *METHODS):
+        raise ValueError(f"unknown method {name!r}: the binary-label baselines {', '.join(BASELINES)} or the "
+                         f"cost-robustness methods {', '.join(METHODS)}")
+    return key
+
+
 def bundle_for(level: str | SpecificityLevel, model: str = "pixel") -> str:
-    """The bundle that trains ``level``: the global-pooling classifier for ``binary`` with ``model="classifier"``,
-    ``bbox_segmentation`` for the box levels, ``segmentation`` (pixel-wise, any level) otherwise; a baseline model
-    (``jtt``, ``george``) at the ``binary`` level trains with its own bundle, and a method model (``ssl``, ``spl``) at
-    the ``seg`` level with the bundle of :data:`METHOD_BUNDLES`."""
-    level = parse_level(level)
-    if model in METHOD_BUNDLES:
-        if level.kind != "seg":
-            raise ValueError(f"the {model} method trains the 'seg' level only, not {level.name!r}")
-        return METHOD_BUNDLES[model][0]
-    if model in BASELINES:
-        if level.kind != "binary":
-            raise ValueError(f"the {model} baseline trains on image labels only (level 'binary'), not {level.name!r}")
-        return BASELINES[model]
-    if model not in BINARY_MODELS:
+    """The bundle that trains ``level`` with ``model`` (:func:`spatialspec.registry.method_for_run`): the
+    classifier for ``binary`` with ``model="classifier"``, ``bbox_segmentation`` for the box levels with the pixel-wise
+    model, ``segmentation`` otherwise; a baseline (``jtt``, ``george``) or a method (``ssl``, ``spl``) its own.
+
+    Raises:
+        ValueError: when the model is unknown or does not train the level.
+    """
+    if model not in BINARY_MODELS and model not in {e.model for e in REGISTRY.values()}:
         raise ValueError(f"binary model must be one of {', '.join(BINARY_MODELS)}, got {model!r}")
-    if model == "classifier":
-        if level.kind != "binary":
-            raise ValueError(f"the classifier model only trains the 'binary' level, not {level.name!r}")
-        return "binary_classification"
-    return "bbox_segmentation" if level.kind == "bbox" else "segmentation"
+    return method_for_run(parse_level(level).name, model).bundle
 
 
-def method_configs(model: str) -> tuple[str, ...]:
-    """The config files (in the bundle's ``configs/``) merged after ``train.yaml`` for ``model``: ``spl.yaml`` for
-    Seg-SPL, none for every other model."""
-    return METHOD_BUNDLES[model][1] if model in METHOD_BUNDLES else ()
+def run_configs(level: str, model: str, kind: str = "train", bundles_dir: str | os.PathLike | None = None
+                ) -> list[Path]:
+    """The configs one study run merges (:func:`spatialspec.registry.config_files`)."""
+    return config_files(method_for_run(level, model), kind, bundles_dir=bundles_dir)
+
+
+def run_meta_file(level: str, model: str, bundles_dir: str | os.PathLike | None = None) -> Path:
+    """The ``metadata.json`` of one study run's bundle."""
+    return meta_file(method_for_run(level, model), bundles_dir)

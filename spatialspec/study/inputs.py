@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from spatialspec.data import SPLITS, DatalistReport, validate_datalist
 from spatialspec.errors import InputError
 
-from .bundles import IMAGE_LABEL_BUNDLES, find_bundles_dir
+from .bundles import IMAGE_LABEL_BUNDLES
 
 if TYPE_CHECKING:
     from .runner import RunSpec, StudyConfig
@@ -95,11 +95,11 @@ def check_overrides(config: StudyConfig, runs: Sequence[RunSpec]) -> None:
 
     parsers = {}
     for run in runs:
-        files = (run.bundle, run.config_files)
+        paths = run.config_files("train", config.bundles_dir)
+        files = (run.bundle, tuple(paths))
         if files not in parsers:
-            configs = find_bundles_dir(config.bundles_dir) / run.bundle / "configs"
             parser = ConfigParser()
-            parser.read_config([str(configs / name) for name in run.config_files])
+            parser.read_config([str(p) for p in paths])
             parsers[files] = parser
     for key in config.overrides:
         parent = key.rpartition("#")[0]

@@ -13,9 +13,8 @@ from typing import Any
 from spatialspec.atomic import write_json_atomic
 
 from . import runner
-from .bundles import find_bundles_dir
 from .inputs import validate_study_inputs
-from .runner import RunSpec, StudyConfig, _workflow, plan_runs, run_dir, train_overrides
+from .runner import RunSpec, StudyConfig, _workflow, run_dir, study_runs, train_overrides
 
 __all__ = ["expected_fingerprint", "check_run_folders", "prepare_study", "run_study", "train_missing"]
 
@@ -28,8 +27,7 @@ def expected_fingerprint(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
     Raises:
         InputError: if the bundle config cannot build them (the root cause, in one line).
     """
-    configs = find_bundles_dir(config.bundles_dir) / spec.bundle / "configs"
-    workflow = _workflow([configs / name for name in spec.config_files], configs / "metadata.json", None,
+    workflow = _workflow(spec.config_files("train", config.bundles_dir), spec.meta_file(config.bundles_dir), None,
                          score=config.scores[0], **train_overrides(config, spec))
     return workflow.parser.get_parsed_content("fingerprint")
 
@@ -118,7 +116,7 @@ def prepare_study(config: StudyConfig, runs: Sequence[RunSpec] | None = None) ->
         InputError: listing what is wrong with the data or the options.
         RunIdentityError: when ``out_dir`` holds runs made with other settings.
     """
-    runs = plan_runs(config) if runs is None else list(runs)
+    runs = study_runs(config) if runs is None else list(runs)
     validate_study_inputs(config, runs)
     fingerprints = {spec.key: expected_fingerprint(config, spec) for spec in runs}
     check_run_folders(config, runs, fingerprints)
@@ -139,14 +137,14 @@ def run_study(config: StudyConfig, progress: Callable[[RunSpec, list[dict[str, A
         fingerprints: what :func:`prepare_study` returned, when the caller ran it already.
 
     Returns:
-        the records of the study's runs (see :func:`run_training`), in plan order.
+        the records of the study's runs (see :func:`run_training`), in the order of :func:`study_runs`.
 
     Raises:
         InputError: before anything is written, listing what is wrong with the datalist or the label budgets
             (:func:`~spatialspec.study.inputs.validate_study_inputs`).
         RunIdentityError: before anything is written, when ``out_dir`` holds runs made with other settings.
     """
-    runs = plan_runs(config)
+    runs = study_runs(config)
     out = Path(config.out_dir)
     previous = _read_results(out / "results.json")
     if fingerprints is None:

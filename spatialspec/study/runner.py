@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from spatialspec._deprecated import moved_names
 from spatialspec.data.synthetic import SyntheticParams
 from spatialspec.levels import parse_level
 from spatialspec.metrics.robust_auroc import FIGURE_NAMES
@@ -17,14 +19,26 @@ from spatialspec.score_names import parse_score
 from spatialspec.selection_rules import STUDY_RULES
 from spatialspec.tracking.buffer import BUFFER_NAME, TrackingBuffer, metric_entry
 
+from .bundles import (
+    BASELINES,
+    BINARY_MODELS,
+    METHODS,
+    STAGE_EPOCHS,
+    bundle_for,
+    find_bundles_dir,
+    run_configs,
+    run_meta_file,
+    study_level,
+    study_method,
+)
 from .predictions import image_ids, predictions_filename, uncertainty_fields, write_predictions
-from .bundles import (BASELINES, BINARY_MODELS, METHODS, STAGE_EPOCHS, bundle_for, find_bundles_dir, method_configs,
-                      study_level)
 
 if TYPE_CHECKING:
     from monai.bundle import ConfigWorkflow
 
-__all__ = ["StudyConfig", "RunSpec", "plan_runs", "run_dir", "run_training", "study_params", "train_overrides"]
+__all__ = ["StudyConfig", "RunSpec", "study_runs", "run_dir", "run_training", "study_params", "train_overrides"]
+
+__getattr__ = moved_names(__name__, {"plan_runs": "spatialspec.study.runner.study_runs"})
 
 
 @dataclass
@@ -32,9 +46,12 @@ class StudyConfig:
     """What a study trains and where it writes.
 
     Args:
-        levels: level names (``binary``, ``patch:K``, ``dilate:R``, ``bbox``, ``bbox:all``, ``seg``), the
-            binary-label baselines ``jtt`` and ``george`` (trained on image labels by their own bundles) and the
-            cost-robustness methods ``seg-ssl`` and ``seg-spl`` (Sec. 4.2).
+        levels: level names (``binary``, ``patch:K``, ``dilate:R``, ``bbox``, ``bbox:all``, ``seg``), trained by
+            the pixel-wise model (and the ``binary`` level by ``binary_models``). A method name here is moved to
+            ``methods`` with a ``FutureWarning`` (the former way to ask for them).
+        methods: methods of :data:`spatialspec.registry.METHODS` beyond the levels: the binary-label baselines
+            ``jtt`` and ``george`` (trained on image labels by their own bundles) and the cost-robustness methods
+            ``seg-ssl`` and ``seg-spl`` (Sec. 4.2).
         seeds: one run per level and seed.
         scores: image-score readouts evaluated on every trained model; the first is the headline score.
         binary_models: ``pixel`` (the pixel-wise network at the binary level) and/or ``classifier`` (the
@@ -69,6 +86,7 @@ class StudyConfig:
     """
 
     levels: Sequence[str] = ("binary", "bbox", "seg")
+    methods: Sequence[str] = ()
     seeds: Sequence[int] = (0, 1, 2)
     scores: Sequence[str] = ("mean",)
     binary_models: Sequence[str] = ("pixel",)
@@ -89,7 +107,13 @@ class StudyConfig:
     fresh: bool = False
 
     def __post_init__(self) -> None:
-        self.levels = [study_level(level) for level in self.levels]
+        named = [study_level(level) for level in self.levels]
+        moved = [name for name in named if name in BASELINES or name in METHODS]
+        if moved:
+            warnings.warn(f"levels: {', '.join(moved)} are methods, not levels; pass them as methods (--methods)",
+                          FutureWarning, stacklevel=3)
+        self.levels = [name for name in named if name not in moved]
+        self.methods = list(dict.fromkeys([*moved, *(study_method(name) for name in self.methods)]))
         self.seeds = [int(seed) for seed in self.seeds]
         self.location_labels = [_budget(n) for n in self.location_labels]
         if not self.location_labels or len(set(self.location_labels)) != len(self.location_labels):
@@ -99,8 +123,10 @@ class StudyConfig:
         for model in self.binary_models:
             if model not in BINARY_MODELS:
                 raise ValueError(f"binary_models: {model!r} is not one of {', '.join(BINARY_MODELS)}")
-        if not self.levels or not self.seeds or not self.scores or not self.binary_models:
-            raise ValueError("levels, seeds, scores and binary_models must each name at least one value")
+        if not (self.levels or self.methods):
+            raise ValueError("levels and methods must together name at least one level or method")
+        if not self.seeds or not self.scores or not self.binary_models:
+            raise ValueError("seeds, scores and binary_models must each name at least one value")
         if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int) or self.bootstrap < 0:
             raise ValueError(f"bootstrap must be an integer >= 0 (0 turns the intervals off), got {self.bootstrap!r}")
         if self.epochs < 1:
@@ -126,8 +152,8 @@ class StudyConfig:
 
 def _sqlite_uri(path: Path) -> str:
     """The SQLite URI of a database file, as :func:`monai.utils.path_to_sqlite_uri` writes it (absolute POSIX path,
-    URI-special characters percent-encoded), without importing MONAI: planning a study (``spatialspec sweep plan``)
-    needs neither torch nor MONAI."""
+    URI-special characters percent-encoded), without importing MONAI: writing a sweep file
+    (``spatialspec sweep create``) needs neither torch nor MONAI."""
     return f"sqlite:///{quote(Path(path).absolute().as_posix(), safe='/:')}"
 
 
@@ -157,38 +183,54 @@ class RunSpec:
         budget = "" if self.location_labels is None else f"-n{self.location_labels}"
         return f"{self.level.replace(':', '')}-{self.model}{budget}-s{self.seed}"
 
-    @property
-    def config_files(self) -> tuple[str, ...]:
-        """The bundle's config files this run trains with: ``train.yaml`` then the method's (e.g. ``spl.yaml``)."""
-        return ("train.yaml", *method_configs(self.model))
+    def config_files(self, kind: str = "train", bundles_dir: str | Path | None = None) -> list[Path]:
+        """The configs this run merges (:func:`spatialspec.registry.config_files`): ``train``, or ``evaluate``."""
+        return run_configs(self.level, self.model, kind, bundles_dir)
+
+    def meta_file(self, bundles_dir: str | Path | None = None) -> Path:
+        """Its bundle's ``metadata.json``."""
+        return run_meta_file(self.level, self.model, bundles_dir)
 
 
-def plan_runs(config: StudyConfig) -> list[RunSpec]:
-    """Every (level, model, budget, seed) run of ``config``; non-binary levels use the pixel-wise model, a baseline
-    entry (``jtt``, ``george``) is a ``binary`` run with the baseline as its model, a method entry (``seg-ssl``,
-    ``seg-spl``) a ``seg`` run with the method as its model. Location-supervised levels and methods get one run per
-    label budget of ``config.location_labels``; binary runs are trained once, on all samples."""
+def study_runs(config: StudyConfig) -> list[RunSpec]:
+    """Every (level or method, model, budget, seed) run of ``config``: the levels first (non-binary levels with the
+    pixel-wise model, ``binary`` with each of ``binary_models``), then the methods: a baseline (``jtt``, ``george``)
+    is a ``binary`` run with the baseline as its model, a cost-robustness method (``seg-ssl``, ``seg-spl``) a ``seg``
+    run with the method as its model. Location-supervised levels and methods get one run per label budget of
+    ``config.location_labels``; binary runs are trained once, on all samples."""
     runs = []
+    for name in config.methods:
+        if name in BASELINES:
+            runs.extend(RunSpec("binary", name, seed, bundle_for("binary", name)) for seed in config.seeds)
+            continue
+        base, model = METHODS[name]
+        runs.extend(RunSpec(base, model, seed, bundle_for(base, model), n)
+                    for n in config.location_labels for seed in config.seeds)
+    method_runs, runs = runs, []
     for level in config.levels:
-        if level in BASELINES:
-            runs.extend(RunSpec("binary", level, seed, bundle_for("binary", level)) for seed in config.seeds)
-            continue
-        if level in METHODS:
-            base, model = METHODS[level]
-            runs.extend(RunSpec(base, model, seed, bundle_for(base, model), n)
-                         for n in config.location_labels for seed in config.seeds)
-            continue
         if parse_level(level).kind == "binary":
             for model in config.binary_models:
                 runs.extend(RunSpec(level, model, seed, bundle_for(level, model)) for seed in config.seeds)
             continue
         runs.extend(RunSpec(level, "pixel", seed, bundle_for(level, "pixel"), n)
                     for n in config.location_labels for seed in config.seeds)
-    return runs
+    return runs + method_runs
+
+
+def _overlay_notice(record: Any) -> bool:
+    """False for MONAI's notice that a workflow's configs span folders: every spatialspec run is an overlay chain
+    (:mod:`spatialspec.registry`), and its meta file is always given."""
+    return not str(record.getMessage()).startswith("Not all config files are in ")
 
 
 def _workflow(config_files: list[Path], meta_file: Path, tracking: dict | None, **overrides: Any) -> ConfigWorkflow:
+    import logging
+
     from monai.bundle import ConfigWorkflow  # torch and MONAI only when a run is built
+
+    monai_logger = logging.getLogger("monai.bundle.workflows")
+    if _overlay_notice not in monai_logger.filters:
+        monai_logger.addFilter(_overlay_notice)
 
     return ConfigWorkflow(config_file=[str(f) for f in config_files], meta_file=str(meta_file), logging_file=False,
                           workflow_type=None, tracking=tracking, **overrides)
@@ -253,16 +295,16 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
         ``bootstrap``, ``robust_auroc_ci``, ``overall_auroc_ci``, ``worst_pair_auroc_ci`` and the pair AUROCs'
         ``*_ci``) and ``predictions``: the per-image test predictions file, relative to ``out_dir``.
     """
-    configs = find_bundles_dir(config.bundles_dir) / spec.bundle / "configs"
     common = train_overrides(config, spec)
-    config_files = [configs / name for name in spec.config_files]
+    config_files = spec.config_files("train", config.bundles_dir)
+    meta_file = spec.meta_file(config.bundles_dir)
     tracking = None
     if config.tracking_enabled:
         tracking = _tracking_settings(Path(config.out_dir).resolve() / BUFFER_NAME)
         common.update(tracking_uri=config.resolved_tracking_uri(), experiment_name=config.experiment_name,
                       run_name=spec.key)
     started = time.perf_counter()
-    train = _workflow(config_files, configs / "metadata.json", tracking,
+    train = _workflow(config_files, meta_file, tracking,
                       score=config.scores[0], **common)
     train.initialize()
     fingerprint = train.parser.get_parsed_content("fingerprint")["digest"]
@@ -278,7 +320,7 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     eval_overrides = {k: v for k, v in common.items() if k not in ("tracking_uri", "experiment_name", "run_name")}
     for score in config.scores:
         started = time.perf_counter()
-        evaluate = _workflow([*config_files, configs / "evaluate.yaml"], configs / "metadata.json", None,
+        evaluate = _workflow(spec.config_files("evaluate", config.bundles_dir), meta_file, None,
                              score=score, **eval_overrides)
         evaluate.initialize()
         evaluate.run()

@@ -3,10 +3,29 @@ form for the synthetic data model and empirically over the pixels of any data se
 
 from __future__ import annotations
 
-from .closed_form import (ROUNDINGS, Condition8, closed_form_measures, condition_8, gamma, mi_closed_form,
-                          specificity_distance, spurious_rate, variance_closed_form)
-from .empirical import (MeasureArrays, datalist_arrays, dilate_mask, empirical_measures, joint_counts,
-                        level_supervision, mi_from_counts, mi_measure, synthetic_arrays, variance_measure)
+from .closed_form import (
+    ROUNDINGS,
+    Condition8,
+    closed_form_measures,
+    condition_8,
+    gamma,
+    mi_closed_form,
+    specificity_distance,
+    spurious_rate,
+    variance_closed_form,
+)
+from .empirical import (
+    MeasureArrays,
+    datalist_arrays,
+    dilate_mask,
+    empirical_measures,
+    joint_counts,
+    level_supervision,
+    mi_from_counts,
+    mi_measure,
+    synthetic_arrays,
+    variance_measure,
+)
 from .measures import PAPER_RESOLUTIONS, default_resolutions, synthetic_condition_8, theory_measures
 
 __all__ = [

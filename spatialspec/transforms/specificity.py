@@ -17,8 +17,13 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_dst_type
 
 from spatialspec.levels import SpecificityLevel, parse_level
-from spatialspec.supervision import (bbox_supervision, binary_supervision, dilate_supervision, patch_supervision,
-                                     specificity_supervision)
+from spatialspec.supervision import (
+    bbox_supervision,
+    binary_supervision,
+    dilate_supervision,
+    patch_supervision,
+    specificity_supervision,
+)
 
 __all__ = [
     "binary_supervision",

@@ -1,4 +1,6 @@
-"""The MONAI bundles (bundles/<name>/configs) driven the way a user drives them: ``python -m monai.bundle``.
+"""The MONAI bundles driven the way a user drives them: ``python -m monai.bundle`` on the config chain of
+:func:`spatialspec.registry.config_files` (the shared ``common/configs/train.yaml``, the model family's ``train.yaml``,
+the method's overlays, then ``evaluate.yaml`` or ``inference.yaml``).
 
 Every run uses tiny synthetic data and 1-2 epochs and writes only into pytest's ``tmp_path`` (``--output_dir``);
 nothing is written into the repository's ``bundles/*/eval``. Overrides are passed as a subprocess argument list, so
@@ -18,14 +20,16 @@ from pathlib import Path
 
 import pytest
 
+from spatialspec import registry
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUNDLES = ("segmentation", "bbox_segmentation", "binary_classification", "jtt_classification",
-           "george_classification")
+BUNDLES_DIR = REPO_ROOT / "bundles"
+# the levels and methods run end to end here, one per bundle (Seg-SSL and Seg-SPL: test_budget_configs.py)
+NAMES = ("seg", "bbox", "classifier", "jtt", "george")
 # the binary-label baselines train an ERM model first: one epoch of it in tests, and PCA for GEORGE's clustering
 # (UMAP is covered by tests/robust/test_george.py)
-TWO_STAGE_ARGS = {"jtt_classification": ["--erm_epochs", "1"],
-                  "george_classification": ["--erm_epochs", "1", "--reducer", "pca"]}
-SCHEMA = REPO_ROOT / "bundles" / "schema" / "meta_schema_20240725.json"
+TWO_STAGE_ARGS = {"jtt": ["--erm_epochs", "1"], "george": ["--erm_epochs", "1", "--reducer", "pca"]}
+SCHEMA = BUNDLES_DIR / "schema" / "meta_schema_20240725.json"
 SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"
 # tiny data: 16 x 16 images, 4 x 4 blocks; mu_y = 0.5 so that every split very likely holds both classes
 TINY = {"m": 20, "n": 16, "a": 4, "b": 4, "n_val": 10, "n_test": 20, "mu_y": 0.5}
@@ -34,13 +38,26 @@ FIGURES = ("robust_auroc", "overall_auroc", "worst_pair_auroc", "auroc_y0s0_y1s0
 SUBPROCESS_TIMEOUT = 300
 
 
-def _configs(bundle: str) -> Path:
-    return REPO_ROOT / "bundles" / bundle / "configs"
+def config_files(name: str, kind: str = "train", **options) -> list[Path]:
+    """The configs of ``name`` merged in order (:func:`spatialspec.registry.config_files`), from this checkout."""
+    return registry.config_files(name, kind, bundles_dir=BUNDLES_DIR, **options)
+
+
+def meta_file(name: str) -> Path:
+    """The ``metadata.json`` of ``name``'s bundle in this checkout."""
+    return registry.meta_file(name, bundles_dir=BUNDLES_DIR)
 
 
 def _rel(path: Path) -> str:
     """A path relative to the repository root, as the bundle README commands spell it."""
     return str(path.relative_to(REPO_ROOT))
+
+
+def config_arg(name: str, kind: str = "train", **options) -> str:
+    """``--config_file`` of ``python -m monai.bundle run``: the chain relative to the repository root, as a list
+    literal that python-fire parses into a list (MONAI 1.6.1's ConfigWorkflow refuses a comma-joined string: it checks
+    that the whole string names a file before splitting it)."""
+    return repr([_rel(p) for p in config_files(name, kind, **options)])
 
 
 def _env() -> dict[str, str]:
@@ -90,14 +107,14 @@ def run_concurrently(jobs: Sequence[tuple[Sequence[str], Path]]) -> list[Result]
     return [_finish(s) for s in started]
 
 
-def _train_args(bundle: str, output_dir: Path | str, *extra: str, epochs: int = 1,
-                synthetic: dict | None = None) -> list[str]:
-    cfg = _configs(bundle)
-    args = ["run", "--config_file", _rel(cfg / "train.yaml"), "--meta_file", _rel(cfg / "metadata.json"),
+def _train_args(name: str, output_dir: Path | str, *extra: str, epochs: int = 1, synthetic: dict | None = None,
+                multi_gpu: bool = False) -> list[str]:
+    """``run`` arguments training ``name`` (with ``multi_gpu``: its DDP chain, for ``torchrun``)."""
+    args = ["run", "--config_file", config_arg(name, multi_gpu=multi_gpu), "--meta_file", _rel(meta_file(name)),
             "--epochs", str(epochs), "--output_dir", str(output_dir)]
     if synthetic is not None:
         args += ["--synthetic", repr(synthetic)]
-    return args + TWO_STAGE_ARGS.get(bundle, []) + list(extra)
+    return args + TWO_STAGE_ARGS.get(name, []) + list(extra)
 
 
 def _read_two_column_csv(path: Path) -> dict[str, str]:
@@ -115,21 +132,20 @@ def _in_unit_interval_or_nan(value: float) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bundle", BUNDLES)
-def test_train_evaluate_infer(bundle, tmp_path):
+@pytest.mark.parametrize("name", NAMES)
+def test_train_evaluate_infer(name, tmp_path):
     out = tmp_path / "out"
-    cfg = _configs(bundle)
     synthetic = ["--synthetic", repr(TINY)]
 
-    train = run_bundle(_train_args(bundle, out, synthetic=TINY), tmp_path / "train.log")
+    train = run_bundle(_train_args(name, out, synthetic=TINY), tmp_path / "train.log")
     assert train.returncode == 0, train.describe()
     ckpt = out / "models" / "model.pt"
     assert ckpt.is_file(), f"no checkpoint at {ckpt}\n{train.describe()}"
 
     # evaluate and inference only read the checkpoint and write different files: run them side by side
-    evaluate_args = ["run", "--config_file", repr([_rel(cfg / "train.yaml"), _rel(cfg / "evaluate.yaml")]),
-                     "--meta_file", _rel(cfg / "metadata.json"), "--output_dir", str(out), *synthetic]
-    infer_args = ["run", "--config_file", _rel(cfg / "inference.yaml"), "--meta_file", _rel(cfg / "metadata.json"),
+    evaluate_args = ["run", "--config_file", config_arg(name, "evaluate"), "--meta_file", _rel(meta_file(name)),
+                     "--output_dir", str(out), *synthetic]
+    infer_args = ["run", "--config_file", config_arg(name, "inference"), "--meta_file", _rel(meta_file(name)),
                   "--output_dir", str(out), *synthetic]
     evaluate, infer = run_concurrently([(evaluate_args, tmp_path / "evaluate.log"),
                                         (infer_args, tmp_path / "inference.log")])
@@ -144,12 +160,12 @@ def test_train_evaluate_infer(bundle, tmp_path):
 
     subgroups = {(d["y"], d["s"]) for d in generate_split(SyntheticParams(**TINY), "test", 0)}
     for figure in FIGURES:
-        name = f"test_{figure}"
-        assert name in metrics, f"{name} missing from {metrics_csv}: {sorted(metrics)}"
-        value = float(metrics[name])
-        assert _in_unit_interval_or_nan(value), f"{name} = {metrics[name]}"
+        metric = f"test_{figure}"
+        assert metric in metrics, f"{metric} missing from {metrics_csv}: {sorted(metrics)}"
+        value = float(metrics[metric])
+        assert _in_unit_interval_or_nan(value), f"{metric} = {metrics[metric]}"
         if len(subgroups) == 4:
-            assert not math.isnan(value), f"{name} is NaN although every subgroup is in the test split"
+            assert not math.isnan(value), f"{metric} is NaN although every subgroup is in the test split"
     assert math.isfinite(float(metrics["test_loss"]))
 
     assert infer.returncode == 0, infer.describe()
@@ -158,14 +174,14 @@ def test_train_evaluate_infer(bundle, tmp_path):
     with open(scores_csv, newline="") as f:
         rows = [row for row in csv.reader(f) if row]
     assert len(rows) == TINY["n_test"], f"{len(rows)} rows in {scores_csv}, expected one per test image"
-    names = [row[0] for row in rows]
-    assert len(set(names)) == len(names), "an image appears twice in scores.csv"
-    assert all(name.startswith("test_") for name in names)
+    images = [row[0] for row in rows]
+    assert len(set(images)) == len(images), "an image appears twice in scores.csv"
+    assert all(image.startswith("test_") for image in images)
     for row in rows:
         assert len(row) == 2 and 0.0 <= float(row[1]) <= 1.0, row
-    if bundle in TWO_STAGE_ARGS:  # the first stage's output, read by the second
-        assert (out / ("jtt_error_set.json" if bundle == "jtt_classification" else "george_groups.json")).is_file()
-    if not bundle.endswith("_classification"):
+    if name in TWO_STAGE_ARGS:  # the first stage's output, read by the second
+        assert (out / ("jtt_error_set.json" if name == "jtt" else "george_groups.json")).is_file()
+    if registry.method(name).family == "pixelwise":
         assert len(list((out / "predictions").glob("*_seg.nii.gz"))) == TINY["n_test"]
 
 
@@ -177,15 +193,15 @@ def test_train_evaluate_infer(bundle, tmp_path):
 @pytest.fixture(scope="module")
 def verified_metadata(tmp_path_factory) -> dict[str, Result]:
     logs = tmp_path_factory.mktemp("verify_metadata")
-    jobs = [(["verify_metadata", "--meta_file", _rel(_configs(b) / "metadata.json"), "--filepath", _rel(SCHEMA),
-              "--hash_val", SCHEMA_MD5], logs / f"{b}.log") for b in BUNDLES]
-    return dict(zip(BUNDLES, run_concurrently(jobs)))
+    jobs = [(["verify_metadata", "--meta_file", _rel(meta_file(n)), "--filepath", _rel(SCHEMA),
+              "--hash_val", SCHEMA_MD5], logs / f"{n}.log") for n in NAMES]
+    return dict(zip(NAMES, run_concurrently(jobs)))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bundle", BUNDLES)
-def test_verify_metadata(bundle, verified_metadata):
-    result = verified_metadata[bundle]
+@pytest.mark.parametrize("name", NAMES)
+def test_verify_metadata(name, verified_metadata):
+    result = verified_metadata[name]
     assert result.returncode == 0, result.describe()
     assert "metadata is verified with no error" in result.output
     # the schema was found locally: nothing was downloaded
@@ -197,38 +213,35 @@ def test_verify_metadata(bundle, verified_metadata):
 # ---------------------------------------------------------------------------------------------------------------
 
 CONFIG_SETS = {
-    # (config files, workflow type): evaluate.yaml is merged on train.yaml and keeps its train-shaped layout
+    # kind -> workflow type: evaluate.yaml is merged on the train chain and keeps its train-shaped layout
     # (validate#evaluator, no top-level evaluator/dataset/inferer), so it is checked as a "train" workflow;
-    # inference.yaml is the "infer" workflow.
-    "train": (("train.yaml",), "train"),
-    "evaluate": (("train.yaml", "evaluate.yaml"), "train"),
-    "inference": (("inference.yaml",), "infer"),
+    # inference.yaml, merged on the train chain too, is the "infer" workflow.
+    "train": "train",
+    "evaluate": "train",
+    "inference": "infer",
 }
 
 
-def _workflow(bundle: str, files: Sequence[str], workflow_type: str | None, **overrides):
+def _workflow(name: str, kind: str, workflow_type: str | None, **overrides):
     from monai.bundle import ConfigWorkflow
 
-    cfg = _configs(bundle)
-    config_file = [str(cfg / f) for f in files]
-    return ConfigWorkflow(config_file=config_file if len(config_file) > 1 else config_file[0],
-                          meta_file=str(cfg / "metadata.json"), workflow_type=workflow_type, logging_file=False,
-                          **overrides)
+    return ConfigWorkflow(config_file=[str(f) for f in config_files(name, kind)], meta_file=str(meta_file(name)),
+                          workflow_type=workflow_type, logging_file=False, **overrides)
 
 
-@pytest.mark.parametrize("config_set", sorted(CONFIG_SETS))
-@pytest.mark.parametrize("bundle", BUNDLES)
-def test_check_properties(bundle, config_set, tmp_path):
-    files, workflow_type = CONFIG_SETS[config_set]
-    workflow = _workflow(bundle, files, workflow_type, synthetic=TINY, output_dir=str(tmp_path))
+@pytest.mark.parametrize("kind", sorted(CONFIG_SETS))
+@pytest.mark.parametrize("name", NAMES)
+def test_check_properties(name, kind, tmp_path):
+    workflow_type = CONFIG_SETS[kind]
+    workflow = _workflow(name, kind, workflow_type, synthetic=TINY, output_dir=str(tmp_path))
     workflow.initialize()  # MONAI resolves the properties only after initialize()
     missing = workflow.check_properties()
-    assert missing == [] or missing is None, f"{bundle} {config_set} ({workflow_type}) misses properties {missing}"
+    assert missing == [] or missing is None, f"{name} {kind} ({workflow_type}) misses properties {missing}"
     workflow.finalize()
 
 
-@pytest.mark.parametrize("bundle", BUNDLES)
-def test_evaluate_config_is_not_an_infer_workflow(bundle):
+@pytest.mark.parametrize("name", NAMES)
+def test_evaluate_config_is_not_an_infer_workflow(name):
     """Documents, rather than hides, what evaluate.yaml lacks to be checked as an "infer" workflow.
 
     MONAI's InferProperties require top-level ``dataset``, ``evaluator`` and ``inferer``; the merged evaluate
@@ -237,8 +250,8 @@ def test_evaluate_config_is_not_an_infer_workflow(bundle):
     """
     from monai.bundle.properties import InferProperties
 
-    workflow = _workflow(bundle, ("train.yaml", "evaluate.yaml"), "infer")
-    missing = sorted(name for name, prop in InferProperties.items()
+    workflow = _workflow(name, "evaluate", "infer")
+    missing = sorted(prop_name for prop_name, prop in InferProperties.items()
                      if prop.get("required") and prop["id"] not in workflow.parser)
     assert missing == ["dataset", "evaluator", "inferer"]
     workflow.initialize()
@@ -246,11 +259,11 @@ def test_evaluate_config_is_not_an_infer_workflow(bundle):
         workflow.check_properties()
 
 
-@pytest.mark.parametrize("bundle", BUNDLES)
-def test_standard_ids(bundle):
-    workflow = _workflow(bundle, ("train.yaml",), "train")
+@pytest.mark.parametrize("name", NAMES)
+def test_standard_ids(name):
+    workflow = _workflow(name, "train", "train")
     for id_ in ("train#trainer", "train#handlers", "validate#evaluator", "validate#handlers"):
-        assert workflow.parser.get(id_) is not None, f"{bundle}/configs/train.yaml has no '{id_}'"
+        assert workflow.parser.get(id_) is not None, f"the train configs of {name} have no '{id_}'"
     # the ids MONAI's --tracking patch appends its MLFlowHandler to are lists
     assert isinstance(workflow.parser.get("train#handlers"), list)
     assert isinstance(workflow.parser.get("validate#handlers"), list)
@@ -296,7 +309,7 @@ def test_mlflow_tracking(tmp_path):
     experiment, run_name = "spatialspec_test_experiment", "tiny_seg_run"
     # output_dir is given as an expression: MONAI's tracking patch derives the executed-config artifact path by
     # string concatenation on the *unresolved* output_dir (see test_mlflow_config_artifact_with_plain_output_dir)
-    args = _train_args("segmentation", "$" + repr(str(out)), "--tracking", "mlflow", "--tracking_uri", uri,
+    args = _train_args("seg", "$" + repr(str(out)), "--tracking", "mlflow", "--tracking_uri", uri,
                        "--experiment_name", experiment, "--run_name", run_name, epochs=2, synthetic=TINY)
     result = run_bundle(args, tmp_path / "train.log")
     assert result.returncode == 0, result.describe()
@@ -343,7 +356,7 @@ def test_mlflow_tracking(tmp_path):
     "\"/path + '/config_<time>.json'\" and the executed config is silently not logged"))
 def test_mlflow_config_artifact_with_plain_output_dir(tmp_path):
     uri = "sqlite:///" + str(tmp_path.resolve()) + "/mlruns.db"
-    workflow = _workflow("segmentation", ("train.yaml",), "train", tracking="mlflow", output_dir=str(tmp_path),
+    workflow = _workflow("seg", "train", "train", tracking="mlflow", output_dir=str(tmp_path),
                          tracking_uri=uri, synthetic=TINY)
     exported = list(tmp_path.glob("config_*.json"))
     assert len(exported) == 1  # the executed config is written where the user asked...
@@ -363,7 +376,7 @@ def test_train_from_datalist(tmp_path):
     datalist = write_synthetic_datalist(tmp_path / "data",
                                         SyntheticParams(m=12, n=16, a=4, b=4, n_val=6, n_test=8))
     out = tmp_path / "out"
-    result = run_bundle(_train_args("segmentation", out, "--datalist", str(datalist), "--batch_size", "4"),
+    result = run_bundle(_train_args("seg", out, "--datalist", str(datalist), "--batch_size", "4"),
                         tmp_path / "train.log")
     assert result.returncode == 0, result.describe()
     assert (out / "models" / "model.pt").is_file()
@@ -374,7 +387,7 @@ def test_train_from_datalist(tmp_path):
 @pytest.mark.slow
 def test_bad_level_override_fails_clearly(tmp_path):
     out = tmp_path / "out"
-    result = run_bundle(_train_args("segmentation", out, "--level", "nonsense", synthetic=TINY),
+    result = run_bundle(_train_args("seg", out, "--level", "nonsense", synthetic=TINY),
                         tmp_path / "train.log")
     assert result.returncode != 0, result.describe()
     # the error itself (not just the echoed input summary) names the bad value
@@ -382,9 +395,19 @@ def test_bad_level_override_fails_clearly(tmp_path):
     assert not (out / "models" / "model.pt").exists()
 
 
-@pytest.mark.parametrize("bundle", BUNDLES)
-def test_inference_network_matches_training(bundle):
-    """inference.yaml loads train.yaml's checkpoint strictly: both must define the same network."""
-    train = _workflow(bundle, ("train.yaml",), None).parser
-    infer = _workflow(bundle, ("inference.yaml",), None).parser
-    assert infer.get("network_def") == train.get("network_def")
+@pytest.mark.parametrize("name", NAMES)
+def test_inference_network_matches_training(name):
+    """The inference chain loads the train chain's checkpoint strictly: both must build the same network, also with
+    a data set config (ISIC: 3 input channels, 3 classes for the pixel-wise models) and at paper scale."""
+    from monai.bundle import ConfigParser
+
+    for options in ({}, {"dataset": "isic", "paper_scale": True}):
+        train, infer = ConfigParser(), ConfigParser()
+        train.read_config([str(f) for f in config_files(name, **options)])
+        infer.read_config([str(f) for f in config_files(name, "inference", **options)])
+        assert infer.get("network_def") == train.get("network_def"), options
+        for id_ in ("in_channels", "num_classes"):
+            assert infer.get_parsed_content(id_) == train.get_parsed_content(id_), (id_, options)
+    shapes = [{k: v.shape for k, v in p.get_parsed_content("network_def").state_dict().items()}
+              for p in (_workflow(name, "train", None).parser, _workflow(name, "inference", None).parser)]
+    assert shapes[0] == shapes[1]

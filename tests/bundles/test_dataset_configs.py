@@ -1,5 +1,6 @@
-"""The data set configs (bundles/*/configs/{siim,isic}.yaml) on SIIM-ACR and ISIC 2018 fixtures written by the real
-readers (``spatialspec data siim|isic``), App. A.1 / Sec. 5 of Saab et al. 2022.
+"""The data set configs (bundles/common/configs/{siim,isic}.yaml, merged after every level's and method's configs by
+:func:`spatialspec.registry.config_files`) on SIIM-ACR and ISIC 2018 fixtures written by the real readers
+(``spatialspec data siim|isic``), App. A.1 / Sec. 5 of Saab et al. 2022.
 
 In-process: every config's preprocessing against an independent computation from the PNG files (intensity scaling,
 any-positive resizing, the level's supervision, ISIC's three classes), the compact cache, the network's channels, the
@@ -26,21 +27,20 @@ from monai.data import CacheDataset
 from PIL import Image
 from scipy import ndimage
 
+from spatialspec import registry
 from spatialspec.data.isic import write_isic_datalist
 from spatialspec.data.siim import write_siim_datalist
 from tests.fixtures_real import make_isic, make_siim, write_tubes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUNDLES = ("segmentation", "bbox_segmentation", "binary_classification", "jtt_classification",
-           "george_classification")
+BUNDLES_DIR = REPO_ROOT / "bundles"
+NAMES = ("seg", "bbox", "classifier", "jtt", "george")
 DATASETS = ("siim", "isic")
-CASES = [(b, d) for b in BUNDLES for d in DATASETS]
+CASES = [(n, d) for n in NAMES for d in DATASETS]
 WRITTEN = 64  # side of the written PNGs
 SIDE = 32  # image_size of the runs: an exact 2 x 2 block mean / any-positive pooling of the written files
 STATS = {"siim": ([0.449], [0.226]), "isic": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])}
-TWO_STAGE_ARGS = {"jtt_classification": ["--erm_epochs", "1"],
-                  "george_classification": ["--erm_epochs", "1", "--reducer", "pca"]}
-DATASET_KEY = {"jtt_classification": "train#base_dataset", "george_classification": "train#base_dataset"}
+TWO_STAGE_ARGS = {"jtt": ["--erm_epochs", "1"], "george": ["--erm_epochs", "1", "--reducer", "pca"]}
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +59,17 @@ def real_data(tmp_path_factory) -> dict[str, Path]:
     return {"siim": siim, "isic": isic}
 
 
-def _parser(bundle: str, files: list[str], overrides: dict) -> ConfigParser:
-    configs = REPO_ROOT / "bundles" / bundle / "configs"
+def _files(name: str, dataset: str, kind: str = "train", paper_scale: bool = False) -> list[Path]:
+    return registry.config_files(name, kind, dataset=dataset, paper_scale=paper_scale, bundles_dir=BUNDLES_DIR)
+
+
+def _classifier(name: str) -> bool:
+    return registry.method(name).family == "classifier"
+
+
+def _parser(name: str, dataset: str, overrides: dict) -> ConfigParser:
     parser = ConfigParser()
-    parser.read_config([str(configs / f) for f in files])
+    parser.read_config([str(f) for f in _files(name, dataset)])
     for key, value in overrides.items():
         parser[key] = value
     return parser
@@ -93,36 +100,35 @@ def _boxes(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _expected(bundle: str, dataset: str, entry: dict) -> tuple[np.ndarray, np.ndarray | int]:
+def _expected(name: str, dataset: str, entry: dict) -> tuple[np.ndarray, np.ndarray | int]:
     mean, std = (np.asarray(v)[:, None, None] for v in STATS[dataset])
     image = (_block_mean(_png(Path(entry["image"]))) / 255.0 - mean) / std
-    if bundle.endswith("_classification"):
+    if _classifier(name):
         return image, entry["y"]
     mask = _block_any(_png(Path(entry["lesion" if dataset == "isic" else "label"])) > 0)
-    if bundle == "bbox_segmentation":
+    if name == "bbox":
         mask = _boxes(mask)
     return image, mask * (1 + entry["y"] if dataset == "isic" else 1)
 
 
-@pytest.mark.parametrize("bundle, dataset", CASES)
-def test_preprocessing_matches_the_files(bundle, dataset, real_data):
+@pytest.mark.parametrize("name, dataset", CASES)
+def test_preprocessing_matches_the_files(name, dataset, real_data):
     folder = real_data[dataset]
-    parser = _parser(bundle, ["train.yaml", f"{dataset}.yaml"],
-                     {"dataset_dir": str(folder), "image_size": SIDE, "cache_workers": 1})
+    parser = _parser(name, dataset, {"dataset_dir": str(folder), "image_size": SIDE, "cache_workers": 1})
     # dataset_dir is the input; the datalist is derived from it
     assert parser.get_parsed_content("datalist") == str(folder / "datalist.json")
     content = json.loads((folder / "datalist.json").read_text())
-    dataset_obj = parser.get_parsed_content(DATASET_KEY.get(bundle, "train#dataset"))
+    dataset_obj = parser.get_parsed_content("train#dataset")
     assert isinstance(dataset_obj, CacheDataset) and len(dataset_obj) == len(content["training"])
     entries = parser.get_parsed_content("train#data")
     positives = 0
     for i, entry in enumerate(entries):
         item = dataset_obj[i]
-        image, label = _expected(bundle, dataset, entry)
+        image, label = _expected(name, dataset, entry)
         assert item["image"].dtype == torch.float32 and tuple(item["image"].shape) == image.shape
         # the cache holds float16: the normalised 8-bit values are kept to about 1e-3
         np.testing.assert_allclose(item["image"].numpy(), image, atol=4e-3, rtol=1e-3)
-        if bundle.endswith("_classification"):
+        if _classifier(name):
             assert int(item["label"]) == label == entry["y"]
         else:
             np.testing.assert_array_equal(item["label"].numpy(), label.astype(np.float32))
@@ -130,20 +136,20 @@ def test_preprocessing_matches_the_files(bundle, dataset, real_data):
         # compact cache: 16-bit images (and 8-bit labels for the pixel-wise bundles)
         cached = dataset_obj._cache[i]
         assert cached["image"].dtype == torch.float16
-        if not bundle.endswith("_classification"):
+        if not _classifier(name):
             assert cached["label"].dtype == torch.uint8
-    if not bundle.endswith("_classification"):
+    if not _classifier(name):
         assert positives > 0  # the comparison covered non-empty supervision
     # the network takes the data set's channels and, for ISIC pixel-wise, gives three classes
     batch = torch.stack([dataset_obj[i]["image"] for i in range(2)])
     out = parser.get_parsed_content("network_def")(batch)
-    classes = 3 if dataset == "isic" and not bundle.endswith("_classification") else 2
+    classes = 3 if dataset == "isic" and not _classifier(name) else 2
     assert tuple(out.shape[:2]) == (2, classes)
 
 
-@pytest.mark.parametrize("bundle", ["segmentation", "bbox_segmentation"])
-def test_isic_score_is_the_melanoma_channel(bundle, real_data):
-    parser = _parser(bundle, ["train.yaml", "isic.yaml"], {"dataset_dir": str(real_data["isic"])})
+@pytest.mark.parametrize("name", ["seg", "bbox"])
+def test_isic_score_is_the_melanoma_channel(name, real_data):
+    parser = _parser(name, "isic", {"dataset_dir": str(real_data["isic"])})
     post = parser.get_parsed_content("validate#postprocessing")
     probs = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])  # background, benign lesion, melanoma
     logits = torch.log(probs)[:, :, None, None].expand(2, 3, 4, 4)
@@ -151,22 +157,22 @@ def test_isic_score_is_the_melanoma_channel(bundle, real_data):
     np.testing.assert_allclose(out["score"].numpy(), [0.5, 0.1], rtol=1e-5)
 
 
-@pytest.mark.parametrize("bundle", ["jtt_classification", "george_classification"])
-def test_isic_selects_on_overall_auroc(bundle, real_data):
+@pytest.mark.parametrize("name", ["jtt", "george"])
+def test_isic_selects_on_overall_auroc(name, real_data):
     """ISIC's validation split has no robust subset (trap rule: s = y there): the checkpoint follows the overall
-    AUROC; SIIM keeps the bundle's robust-AUROC selection."""
-    isic = _parser(bundle, ["train.yaml", "isic.yaml"], {"dataset_dir": str(real_data["isic"])})
+    AUROC; SIIM keeps the method's robust-AUROC selection."""
+    isic = _parser(name, "isic", {"dataset_dir": str(real_data["isic"])})
     content = json.loads((real_data["isic"] / "datalist.json").read_text())
     assert all(e["s"] == e["y"] for e in content["validation"])
-    (name, handler), = isic.get_parsed_content("validate#key_metric").items()
-    assert name == "val_overall_auroc" and handler.key == "overall_auroc"
-    siim = _parser(bundle, ["train.yaml", "siim.yaml"], {"dataset_dir": str(real_data["siim"])})
-    (name, handler), = siim.get_parsed_content("validate#key_metric").items()
-    assert name == "val_robust_auroc" and handler.key == "robust_auroc"
+    (metric, handler), = isic.get_parsed_content("validate#key_metric").items()
+    assert metric == "val_overall_auroc" and handler.key == "overall_auroc"
+    siim = _parser(name, "siim", {"dataset_dir": str(real_data["siim"])})
+    (metric, handler), = siim.get_parsed_content("validate#key_metric").items()
+    assert metric == "val_robust_auroc" and handler.key == "robust_auroc"
 
 
 def test_missing_dataset_dir_names_the_datalist(tmp_path):
-    parser = _parser("segmentation", ["train.yaml", "siim.yaml"], {"dataset_dir": str(tmp_path / "nothing")})
+    parser = _parser("seg", "siim", {"dataset_dir": str(tmp_path / "nothing")})
     with pytest.raises(RuntimeError) as info:  # MONAI wraps the expression's error
         parser.get_parsed_content("train#data")
     assert isinstance(info.value.__cause__, FileNotFoundError)
@@ -178,8 +184,14 @@ def test_missing_dataset_dir_names_the_datalist(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _config_arg(bundle: str, files: list[str]) -> str:
-    return repr([f"bundles/{bundle}/configs/{f}" for f in files])
+def _config_arg(files: list[Path]) -> str:
+    """``--config_file``: the chain relative to the repository root, as a list literal (python-fire parses it into a
+    list; MONAI 1.6.1 refuses a comma-joined string)."""
+    return repr([str(f.relative_to(REPO_ROOT)) for f in files])
+
+
+def _meta_arg(name: str) -> str:
+    return str(registry.meta_file(name, BUNDLES_DIR).relative_to(REPO_ROOT))
 
 
 def _run(args: list[str], log: Path) -> tuple[int, str]:
@@ -189,32 +201,32 @@ def _run(args: list[str], log: Path) -> tuple[int, str]:
     return proc.returncode, log.read_text(errors="replace")
 
 
-def _train_args(bundle: str, files: list[str], dataset_dir: Path, out: Path) -> list[str]:
-    return ["run", "--config_file", _config_arg(bundle, files),
-            "--meta_file", f"bundles/{bundle}/configs/metadata.json", "--dataset_dir", str(dataset_dir),
-            "--image_size", str(SIDE), "--epochs", "1", "--batch_size", "4", "--val_batch_size", "4",
-            "--output_dir", str(out), *TWO_STAGE_ARGS.get(bundle, [])]
+def _train_args(name: str, files: list[Path], dataset_dir: Path, out: Path) -> list[str]:
+    return ["run", "--config_file", _config_arg(files), "--meta_file", _meta_arg(name), "--dataset_dir",
+            str(dataset_dir), "--image_size", str(SIDE), "--epochs", "1", "--batch_size", "4", "--val_batch_size", "4",
+            "--output_dir", str(out), *TWO_STAGE_ARGS.get(name, [])]
 
 
 @pytest.fixture(scope="module")
 def one_epoch_runs(real_data, tmp_path_factory) -> dict:
-    """Every (bundle, data set) config for one epoch, two runs at a time (most of a run is importing MONAI)."""
+    """Every (level or method, data set) config for one epoch, two runs at a time (most of a run is importing
+    MONAI)."""
     tmp = tmp_path_factory.mktemp("runs")
 
     def job(case):
-        bundle, dataset = case
-        out = tmp / f"{bundle}_{dataset}"
-        args = _train_args(bundle, ["train.yaml", f"{dataset}.yaml"], real_data[dataset], out)
-        return case, (*_run(args, tmp / f"{bundle}_{dataset}.log"), out)
+        name, dataset = case
+        out = tmp / f"{name}_{dataset}"
+        args = _train_args(name, _files(name, dataset), real_data[dataset], out)
+        return case, (*_run(args, tmp / f"{name}_{dataset}.log"), out)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(job, CASES))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bundle, dataset", CASES)
-def test_one_epoch_through_monai_bundle_run(bundle, dataset, one_epoch_runs, real_data):
-    returncode, output, out = one_epoch_runs[bundle, dataset]
+@pytest.mark.parametrize("name, dataset", CASES)
+def test_one_epoch_through_monai_bundle_run(name, dataset, one_epoch_runs, real_data):
+    returncode, output, out = one_epoch_runs[name, dataset]
     assert returncode == 0, output[-6000:]
     assert (out / "models" / "model.pt").is_file(), output[-3000:]
     n_train = len(json.loads((real_data[dataset] / "datalist.json").read_text())["training"])
@@ -225,15 +237,16 @@ def test_one_epoch_through_monai_bundle_run(bundle, dataset, one_epoch_runs, rea
 
 @pytest.mark.slow
 def test_paper_scale_isic_segmentation_train_and_evaluate(real_data, tmp_path):
-    """train.yaml + paper_scale.yaml + isic.yaml (three-class FlexibleUNet, mean-Dice checkpoint), then evaluate.yaml:
-    the test AUROC is the melanoma-channel readout of the checkpoint, and robust = overall on ISIC (Sec. 5)."""
-    bundle, out = "segmentation", tmp_path / "out"
-    files = ["train.yaml", "paper_scale.yaml", "isic.yaml"]
-    code, output = _run(_train_args(bundle, files, real_data["isic"], out), tmp_path / "train.log")
+    """The pixel-wise chain + paper_scale.yaml + isic.yaml (three-class FlexibleUNet, mean-Dice checkpoint), then
+    evaluate.yaml: the test AUROC is the melanoma-channel readout of the checkpoint, and robust = overall on ISIC
+    (Sec. 5)."""
+    name, out = "seg", tmp_path / "out"
+    files = _files(name, "isic", paper_scale=True)
+    code, output = _run(_train_args(name, files, real_data["isic"], out), tmp_path / "train.log")
     assert code == 0, output[-6000:]
     assert "Key metric: val_mean_dice" in output, output[-3000:]
-    code, output = _run(["run", "--config_file", _config_arg(bundle, [*files, "evaluate.yaml"]), "--meta_file",
-                         f"bundles/{bundle}/configs/metadata.json", "--dataset_dir", str(real_data["isic"]),
+    code, output = _run(["run", "--config_file", _config_arg(_files(name, "isic", "evaluate", paper_scale=True)),
+                         "--meta_file", _meta_arg(name), "--dataset_dir", str(real_data["isic"]),
                          "--image_size", str(SIDE), "--val_batch_size", "4", "--output_dir", str(out)],
                         tmp_path / "evaluate.log")
     assert code == 0, output[-6000:]
@@ -250,7 +263,7 @@ def test_paper_scale_isic_segmentation_train_and_evaluate(real_data, tmp_path):
     test = json.loads((real_data["isic"] / "datalist.json").read_text())["test"]
     images = []
     for entry in test:
-        image, _ = _expected(bundle, "isic", {**entry, "image": real_data["isic"] / entry["image"],
+        image, _ = _expected(name, "isic", {**entry, "image": real_data["isic"] / entry["image"],
                                               "lesion": real_data["isic"] / entry["lesion"]})
         images.append(torch.from_numpy(image.astype(np.float32)).half().float())
     with torch.no_grad():
@@ -263,10 +276,11 @@ def test_paper_scale_isic_segmentation_train_and_evaluate(real_data, tmp_path):
 
 @pytest.mark.slow
 def test_paper_scale_binary_siim(real_data, tmp_path):
-    """train.yaml + paper_scale.yaml + siim.yaml: ResNet-50 on one-channel CXR, checkpoint on validation AUROC."""
+    """The classifier chain + paper_scale.yaml + siim.yaml: ResNet-50 on one-channel CXR, checkpoint on validation
+    AUROC."""
     out = tmp_path / "out"
-    code, output = _run(_train_args("binary_classification", ["train.yaml", "paper_scale.yaml", "siim.yaml"],
-                                    real_data["siim"], out), tmp_path / "train.log")
+    code, output = _run(_train_args("classifier", _files("classifier", "siim", paper_scale=True), real_data["siim"],
+                                    out), tmp_path / "train.log")
     assert code == 0, output[-6000:]
     assert "Key metric: val_overall_auroc" in output, output[-3000:]
     assert (out / "models" / "model.pt").is_file()

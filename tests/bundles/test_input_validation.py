@@ -1,6 +1,6 @@
-"""Every bundle config checks its datalist first thing in ``initialize`` (spatialspec.data.validate_datalist): the
-splits it reads, with the abnormal mask required by the pixel-wise bundles only. Configs are parsed and the one
-expression evaluated; nothing is trained."""
+"""Every config chain of every level and method (spatialspec.registry) checks its datalist first thing in
+``initialize`` (spatialspec.data.validate_datalist): the splits it reads, with the abnormal mask required by the
+pixel-wise models only. Configs are parsed and the one expression evaluated; nothing is trained."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ from pathlib import Path
 import pytest
 from monai.bundle import ConfigParser
 
+from spatialspec import registry
 from spatialspec.data import DatalistError, SyntheticParams, write_synthetic_datalist
 from spatialspec.errors import root_cause
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
-IMAGE_LABEL_BUNDLES = ("binary_classification", "jtt_classification", "george_classification")
-# config files as they are run: train, DDP train, evaluation (merged after train.yaml), inference
-CONFIG_SETS = {"train": ("train.yaml",), "multi_gpu": ("train.yaml", "multi_gpu_train.yaml"),
-               "evaluate": ("train.yaml", "evaluate.yaml"), "inference": ("inference.yaml",)}
-CASES = [(bundle.name, kind) for bundle in sorted(BUNDLES.iterdir()) if (bundle / "configs" / "train.yaml").is_file()
-         for kind, files in CONFIG_SETS.items() if all((bundle / "configs" / f).is_file() for f in files)]
+# config chains as they are run: train, DDP train, evaluation and inference (both merged after the train chain)
+CONFIG_SETS = {"train": {}, "multi_gpu": {"multi_gpu": True}, "evaluate": {"kind": "evaluate"},
+               "inference": {"kind": "inference"}}
+CASES = [(name, kind) for name in registry.METHODS for kind in CONFIG_SETS]
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +39,18 @@ def datalists(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def _validation_item(bundle: str, kind: str, datalist: Path | None) -> tuple[ConfigParser, str, list[str]]:
+def _validation_item(name: str, kind: str, datalist: Path | None) -> tuple[ConfigParser, str, list[str]]:
     parser = ConfigParser()
-    parser.read_config([str(BUNDLES / bundle / "configs" / f) for f in CONFIG_SETS[kind]])
+    parser.read_config([str(f) for f in registry.config_files(name, bundles_dir=BUNDLES, **CONFIG_SETS[kind])])
     parser["datalist"] = None if datalist is None else str(datalist)
     items = parser["initialize"]
     index = next(i for i, item in enumerate(items) if "validate_datalist" in str(item))
     return parser, f"initialize#{index}", items[:index]
 
 
-@pytest.mark.parametrize("bundle, kind", CASES)
-def test_initialize_validates_the_datalist_first(bundle, kind, datalists):
-    parser, item, before = _validation_item(bundle, kind, datalists["string_y"])
+@pytest.mark.parametrize("name, kind", CASES)
+def test_initialize_validates_the_datalist_first(name, kind, datalists):
+    parser, item, before = _validation_item(name, kind, datalists["string_y"])
     # only the error reporting comes before it: nothing that builds data, networks or process groups
     assert all("exit_on_input_error" in str(b) for b in before), before
     with pytest.raises(Exception) as info:
@@ -61,8 +60,9 @@ def test_initialize_validates_the_datalist_first(bundle, kind, datalists):
     read = {"inference": {"test"}, "evaluate": {"test"}}.get(kind, {"training", "validation"})
     assert {p.split for p in error.problems} == read
     assert all(p.index == 0 and p.field == "y" for p in error.problems)
-    for name, expected in (("good", True), ("no_masks", bundle in IMAGE_LABEL_BUNDLES or kind == "inference")):
-        parser, item, _ = _validation_item(bundle, kind, datalists[name])
+    image_labels_only = registry.method(name).image_labels_only
+    for datalist, expected in (("good", True), ("no_masks", image_labels_only or kind == "inference")):
+        parser, item, _ = _validation_item(name, kind, datalists[datalist])
         if expected:
             assert parser.get_parsed_content(item).sizes
         else:
@@ -70,9 +70,10 @@ def test_initialize_validates_the_datalist_first(bundle, kind, datalists):
                 parser.get_parsed_content(item)
             assert "field 'label': missing" in str(root_cause(info.value))
     # the built-in synthetic data needs no check
-    parser, item, _ = _validation_item(bundle, kind, None)
+    parser, item, _ = _validation_item(name, kind, None)
     assert parser.get_parsed_content(item) is None
 
 
-def test_every_bundle_config_is_covered():
-    assert len(CASES) == 23  # six bundles x train, evaluate, inference, and multi_gpu for all but seg_ssl
+def test_every_config_chain_is_covered():
+    # seven levels and methods x train, DDP train, evaluate, inference: every method has every chain by construction
+    assert len(CASES) == 28 and len(registry.METHODS) == 7

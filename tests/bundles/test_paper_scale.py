@@ -11,27 +11,27 @@ import torch
 from monai.bundle import ConfigWorkflow
 from sklearn.metrics import roc_auc_score
 
+from spatialspec import registry
+
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 # the binary-label baselines train an ERM model first: one epoch of it, and PCA for GEORGE's clustering
-TWO_STAGE = {"jtt_classification": {"erm_epochs": 1}, "george_classification": {"erm_epochs": 1, "reducer": "pca"}}
+TWO_STAGE = {"jtt": {"erm_epochs": 1}, "george": {"erm_epochs": 1, "reducer": "pca"}}
 TINY = {"m": 2, "n": 64, "a": 8, "b": 12, "n_val": 2, "n_test": 2, "mu_y": 0.5}
 # the checkpoint's key metric (App. A.1): validation mean Dice, validation AUROC; with mu_y 0.7 the two validation
 # images of seed 0 are one normal and one abnormal image, so both are defined
-KEY_METRIC = {"segmentation": "val_mean_dice", "bbox_segmentation": "val_mean_dice",
-              "binary_classification": "val_overall_auroc"}
+KEY_METRIC = {"seg": "val_mean_dice", "bbox": "val_mean_dice", "classifier": "val_overall_auroc"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bundle, min_params", [("segmentation", 30e6), ("bbox_segmentation", 30e6),
-                                                ("binary_classification", 20e6), ("jtt_classification", 20e6),
-                                                ("george_classification", 20e6)])
-def test_paper_scale_builds_and_trains_one_step(bundle, min_params, tmp_path):
-    configs = BUNDLES / bundle / "configs"
-    workflow = ConfigWorkflow(config_file=[str(configs / "train.yaml"), str(configs / "paper_scale.yaml")],
-                              meta_file=str(configs / "metadata.json"), logging_file=False, workflow_type="train",
-                              bundle_root=str(BUNDLES / bundle), output_dir=str(tmp_path), epochs=1,
-                              synthetic={**TINY, "mu_y": 0.7} if bundle in KEY_METRIC else TINY,
-                              batch_size=2, val_batch_size=2, **TWO_STAGE.get(bundle, {}))
+@pytest.mark.parametrize("name, min_params", [("seg", 30e6), ("bbox", 30e6), ("classifier", 20e6), ("jtt", 20e6),
+                                              ("george", 20e6)])
+def test_paper_scale_builds_and_trains_one_step(name, min_params, tmp_path):
+    meta = registry.meta_file(name, BUNDLES)
+    files = registry.config_files(name, paper_scale=True, bundles_dir=BUNDLES)
+    workflow = ConfigWorkflow(config_file=[str(f) for f in files], meta_file=str(meta), logging_file=False,
+                              workflow_type="train", bundle_root=str(meta.parents[1]), output_dir=str(tmp_path),
+                              epochs=1, synthetic={**TINY, "mu_y": 0.7} if name in KEY_METRIC else TINY,
+                              batch_size=2, val_batch_size=2, **TWO_STAGE.get(name, {}))
     workflow.initialize()
     network = workflow.parser.get_parsed_content("network")
     assert sum(p.numel() for p in network.parameters()) > min_params
@@ -39,15 +39,15 @@ def test_paper_scale_builds_and_trains_one_step(bundle, min_params, tmp_path):
     workflow.run()
     trainer = workflow.parser.get_parsed_content("train#trainer")
     assert trainer.state.iteration == 1
-    if bundle in TWO_STAGE:  # the first (ERM) stage ran its one step too, on its own network
+    if name in TWO_STAGE:  # the first (ERM) stage ran its one step too, on its own network
         erm = workflow.parser.get_parsed_content("erm#trainer")
         assert erm.state.iteration == 1 and erm.network is not network
         assert isinstance(workflow.parser.get_parsed_content("optimizer"), torch.optim.SGD)
     assert any(not (a == b).all() for a, b in zip(before, list(network.parameters())[:5]))
     assert (tmp_path / "models" / "model.pt").is_file()
     evaluator = workflow.parser.get_parsed_content("validate#evaluator")
-    if bundle in KEY_METRIC:  # App. A.1: the checkpoint follows validation mean Dice / validation AUROC
-        assert evaluator.state.key_metric_name == KEY_METRIC[bundle]
+    if name in KEY_METRIC:  # App. A.1: the checkpoint follows validation mean Dice / validation AUROC
+        assert evaluator.state.key_metric_name == KEY_METRIC[name]
         assert {"val_loss", "val_robust_auroc", "val_overall_auroc"} <= set(evaluator.state.metrics)
         loader = workflow.parser.get_parsed_content("validate#dataloader")
         y = [int(v) for batch in loader for v in batch["y"]]
@@ -57,7 +57,7 @@ def test_paper_scale_builds_and_trains_one_step(bundle, min_params, tmp_path):
             scores = [float(v) for batch in loader for v in
                       torch.softmax(network(batch["image"]), dim=1)[:, 1].reshape(len(batch["y"]), -1).mean(dim=1)]
         assert evaluator.state.metrics["val_overall_auroc"] == pytest.approx(roc_auc_score(y, scores), abs=1e-9)
-    if bundle.endswith("segmentation"):
+    if registry.method(name).family == "pixelwise":
         assert workflow.parser.get_parsed_content("learning_rate") == 5e-4
         dice = _recomputed_dice(network, workflow.parser.get_parsed_content("validate#dataloader"))
         assert not math.isnan(dice)

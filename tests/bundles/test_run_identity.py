@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from spatialspec import registry
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_bundles import TINY, _train_args, run_bundle  # noqa: E402
 
@@ -18,17 +20,17 @@ def _files(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bundle", ["segmentation", "seg_ssl"])
-def test_other_settings_in_the_same_output_dir_are_refused(bundle, tmp_path):
+@pytest.mark.parametrize("name", ["seg", "seg-ssl"])
+def test_other_settings_in_the_same_output_dir_are_refused(name, tmp_path):
     out = tmp_path / "out"
-    extra = ["--location_labels", "10"] if bundle == "seg_ssl" else []
-    first = run_bundle(_train_args(bundle, out, *extra, synthetic=TINY), tmp_path / "first.log")
+    extra = ["--location_labels", "10"] if name == "seg-ssl" else []
+    first = run_bundle(_train_args(name, out, *extra, synthetic=TINY), tmp_path / "first.log")
     assert first.returncode == 0, first.describe()
     marker = json.loads((out / "models" / "fingerprint.json").read_text())
-    assert marker["fields"]["run_params"]["bundle"] == bundle
+    assert marker["fields"]["run_params"]["bundle"] == registry.method(name).bundle
     before = _files(out)
 
-    second = run_bundle(_train_args(bundle, out, "--level", "bbox", *extra, synthetic=TINY), tmp_path / "second.log")
+    second = run_bundle(_train_args(name, out, "--level", "bbox", *extra, synthetic=TINY), tmp_path / "second.log")
     assert second.returncode == 2, second.describe()
     errors = [line for line in second.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in second.output, second.describe()
@@ -36,6 +38,6 @@ def test_other_settings_in_the_same_output_dir_are_refused(bundle, tmp_path):
     assert _files(out) == before
 
     # the same settings again: the finished run is resumed at its last epoch (nothing trains), model.pt unchanged
-    again = run_bundle(_train_args(bundle, out, *extra, synthetic=TINY), tmp_path / "again.log")
+    again = run_bundle(_train_args(name, out, *extra, synthetic=TINY), tmp_path / "again.log")
     assert again.returncode == 0, again.describe()
     assert "resumed from" in again.output and _files(out)["models/model.pt"] == before["models/model.pt"]

@@ -14,20 +14,23 @@ import numpy as np
 import torch
 from monai.bundle import ConfigWorkflow
 
+from spatialspec import registry
+
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 # a minority group (y=1, s=0) in training, so the ERM model has something to get wrong
 SMALL = {"m": 40, "n": 16, "a": 4, "b": 4, "n_val": 20, "n_test": 20, "mu_y": 0.5, "rho": 0.8}
 
 
-def _workflow(bundle: str, out: Path, **overrides) -> ConfigWorkflow:
-    configs = BUNDLES / bundle / "configs"
-    return ConfigWorkflow(config_file=str(configs / "train.yaml"), meta_file=str(configs / "metadata.json"),
-                          logging_file=False, workflow_type="train", bundle_root=str(BUNDLES / bundle),
-                          output_dir=str(out), synthetic=SMALL, batch_size=8, val_batch_size=20, **overrides)
+def _workflow(name: str, out: Path, **overrides) -> ConfigWorkflow:
+    meta = registry.meta_file(name, BUNDLES)
+    return ConfigWorkflow(config_file=[str(f) for f in registry.config_files(name, bundles_dir=BUNDLES)],
+                          meta_file=str(meta), logging_file=False, workflow_type="train",
+                          bundle_root=str(meta.parents[1]), output_dir=str(out), synthetic=SMALL, batch_size=8,
+                          val_batch_size=20, **overrides)
 
 
 def test_jtt_second_stage_trains_on_the_upsampled_error_set(tmp_path):
-    workflow = _workflow("jtt_classification", tmp_path, erm_epochs=2, epochs=2, lambda_up=3)
+    workflow = _workflow("jtt", tmp_path, erm_epochs=2, epochs=2, lambda_up=3)
     workflow.initialize()
     assert workflow.check_properties() == []
     assert not (tmp_path / "jtt_error_set.json").exists()
@@ -36,7 +39,7 @@ def test_jtt_second_stage_trains_on_the_upsampled_error_set(tmp_path):
     record = json.loads((tmp_path / "jtt_error_set.json").read_text())
     errors = record["errors"]
     parser = workflow.parser
-    base = parser.get_parsed_content("train#base_dataset")
+    base = parser.get_parsed_content("train#dataset")  # the cached training set
     # the error set is what the ERM network gets wrong on the training data, recomputed here
     erm_network = parser.get_parsed_content("erm#network").eval()
     images = torch.stack([torch.as_tensor(item["image"]) for item in base])
@@ -46,7 +49,8 @@ def test_jtt_second_stage_trains_on_the_upsampled_error_set(tmp_path):
     assert errors == np.flatnonzero(predicted != labels).tolist()
     assert record["n_samples"] == SMALL["m"] and record["copies_per_error"] == (4 if errors else 1)
 
-    dataset = parser.get_parsed_content("train#dataset")
+    dataset = parser.get_parsed_content("train#upsampled")  # what stage 2 trains on
+    assert parser.get_parsed_content("train#dataloader").dataset is dataset
     expected_len = SMALL["m"] + 3 * len(errors)
     assert len(dataset) == expected_len
     trainer = parser.get_parsed_content("train#trainer")
@@ -61,7 +65,7 @@ def test_jtt_second_stage_trains_on_the_upsampled_error_set(tmp_path):
 
 
 def test_george_second_stage_trains_with_group_dro_over_the_clusters(tmp_path):
-    workflow = _workflow("george_classification", tmp_path, erm_epochs=2, epochs=2, reducer="pca", k_max=4,
+    workflow = _workflow("george", tmp_path, erm_epochs=2, epochs=2, reducer="pca", k_max=4,
                          dro_step_size=0.5)
     workflow.initialize()
     assert workflow.check_properties() == []
@@ -78,7 +82,8 @@ def test_george_second_stage_trains_with_group_dro_over_the_clusters(tmp_path):
     # the group ids are in the batch, not in the output (both decollated into items after the iteration)
     assert all("group" in item for item in trainer.state.batch)
     assert not any("group" in item for item in trainer.state.output)
-    base = parser.get_parsed_content("train#base_dataset")
+    base = parser.get_parsed_content("train#dataset")  # the cached training set
+    assert parser.get_parsed_content("train#dataloader").dataset is parser.get_parsed_content("train#grouped")
     train_y = np.array([int(item["y"]) for item in base])
     ids = np.array(groups["groups"]["training"])
     assert (ids[train_y == 0] < k[0]).all() and (ids[train_y == 1] >= k[0]).all()

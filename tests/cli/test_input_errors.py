@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from spatialspec import registry
 from spatialspec.cli.main import input_error_line, main
 from spatialspec.data import SyntheticParams, write_synthetic_datalist
 from spatialspec.errors import InputError
@@ -85,11 +86,11 @@ def test_verbose_shows_the_traceback(bad, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("command", ["sweep plan", "measures", "audit"])
+@pytest.mark.parametrize("command", ["sweep create", "measures", "audit"])
 def test_other_commands_validate_the_datalist(command, bad, good, tmp_path, capsys):
     out = tmp_path / "out"
     argv = {
-        "sweep plan": ["sweep", "plan", "--out", str(out), "--datalist", str(bad)],
+        "sweep create": ["sweep", "create", "--out", str(out), "--datalist", str(bad)],
         "measures": ["measures", "--datalist", str(bad), "--split", "test", "--out", str(out)],
         # the datalist is checked before the checkpoint is read
         "audit": ["audit", "--bundle", "segmentation", "--checkpoint", str(good), "--datalist", str(bad),
@@ -117,7 +118,7 @@ def test_other_commands_validate_the_datalist(command, bad, good, tmp_path, caps
                                                 "scheme 'foo'"),
     (["study", "--levels", "seg", "--location-labels", "1000"], "location_labels: the budget 1000 exceeds the 150 "
                                                                 "samples of the synthetic training split"),
-    (["sweep", "plan", "--out", "{out}", "--seeds", "0,0"], "more than once"),
+    (["sweep", "create", "--out", "{out}", "--seeds", "0,0"], "more than once"),
 ])
 def test_bad_options_end_in_one_line(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
@@ -230,9 +231,11 @@ def test_monai_bundle_run_fails_before_training(good, tmp_path):
     datalist = good.parent / "training_mask_missing.json"
     datalist.write_text(json.dumps(content))
     output_dir = tmp_path / "run"
+    bundles = REPO / "bundles"
+    configs = repr([str(f.relative_to(REPO)) for f in registry.config_files("seg", bundles_dir=bundles)])
     result = subprocess.run(
-        [sys.executable, "-m", "monai.bundle", "run", "--config_file", "bundles/segmentation/configs/train.yaml",
-         "--meta_file", "bundles/segmentation/configs/metadata.json", "--datalist", str(datalist),
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", configs,
+         "--meta_file", str(registry.meta_file("seg", bundles).relative_to(REPO)), "--datalist", str(datalist),
          "--output_dir", str(output_dir), "--epochs", "1"],
         capture_output=True, text=True, timeout=300, cwd=REPO, env=_env())
     assert result.returncode == 2, result.stderr[-2000:]

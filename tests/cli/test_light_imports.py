@@ -67,7 +67,7 @@ def assert_light(argvs: list[list[str]], cwd: Path) -> None:
 
 
 def _command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Every sub-command of ``parser`` as its argument prefix (``("sweep", "plan")``), the parser itself first."""
+    """Every sub-command of ``parser`` as its argument prefix (``("sweep", "create")``), the parser itself first."""
     paths = [prefix]
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -81,8 +81,11 @@ COMMANDS = _command_paths(build_parser())
 
 def test_every_command_is_covered():
     names = {path[0] for path in COMMANDS if path}
-    assert {"data", "study", "compare", "cost", "measures", "audit", "plan", "sweep", "sync", "label-app"} <= names
-    assert ("sweep", "plan") in COMMANDS and ("sweep", "run") in COMMANDS
+    assert {"data", "study", "compare", "cost", "measures", "audit", "plan", "sweep", "sync", "label-app",
+            "bundle"} <= names
+    assert {("bundle", "list"), ("bundle", "configs"), ("bundle", "export")} <= set(COMMANDS)
+    assert ("sweep", "create") in COMMANDS and ("sweep", "run") in COMMANDS
+    assert ("sweep", "plan") in COMMANDS  # the deprecated alias of create, light too
 
 
 def test_every_help_is_light(tmp_path):
@@ -138,25 +141,28 @@ LIGHT_COMMANDS = {
     "cost": ["cost", "--positives", "2669", "--json"],
     "cost table": ["cost", "--positives", "2669", "--levels", "binary,bbox,seg,dilate:2"],
     "plan": ["plan", "--budget", "50", "--results", "{root}/budget"],
-    "sweep plan": ["sweep", "plan", "--out", "{root}/plan.json", "--out-dir", "{root}/runs", "--levels",
+    "sweep create": ["sweep", "create", "--out", "{root}/sweep.json", "--out-dir", "{root}/runs", "--levels",
                    "binary,bbox,seg,jtt,seg-ssl", "--location-labels", "20,all", "--seeds", "0,1"],
     "sync": ["sync", "--buffer", "{root}/mlflow_buffer.jsonl", "--tracking-uri", "sqlite:///{root}/mlruns.db"],
     "compare": ["compare", "{root}/study", "--a", "binary", "--b", "seg", "--bootstrap", "50", "--json"],
     "measures --r": ["measures", "--r", "1", "40", "--samples", "100"],
     "measures --levels": ["measures", "--levels", "binary,patch:4,bbox,seg", "--samples", "50", "--json"],
     "label-app": ["label-app"],
+    "bundle list": ["bundle", "list"],
+    "bundle configs": ["bundle", "configs", "jtt", "--paper-scale", "--dataset", "siim", "--multi-gpu"],
+    "bundle configs --command": ["bundle", "configs", "seg-ssl", "--kind", "inference", "--command"],
 }
 
 
 @pytest.mark.parametrize("name", list(LIGHT_COMMANDS))
 def test_light_command_imports_no_torch_nor_monai(name, results):
-    """The commands that plan, price, compare, measure on the synthetic data, sync or locate the MONAI Label app run
-    to completion without torch and MONAI."""
+    """The commands that plan, price, compare, measure on the synthetic data, sync, locate the MONAI Label app or
+    list the levels and methods and their bundle configs run to completion without torch and MONAI."""
     argv = [arg.format(root=results) for arg in LIGHT_COMMANDS[name]]
     assert_light([argv], results)
-    if name == "sweep plan":
-        plan = json.loads((results / "plan.json").read_text())
-        assert {run["key"] for run in plan["runs"]} >= {"binary-pixel-s0", "seg-ssl-n20-s1", "binary-jtt-s0"}
+    if name == "sweep create":
+        sweep = json.loads((results / "sweep.json").read_text())
+        assert {run["key"] for run in sweep["runs"]} >= {"binary-pixel-s0", "seg-ssl-n20-s1", "binary-jtt-s0"}
 
 
 def test_the_check_sees_a_heavy_command(tmp_path):

@@ -10,8 +10,17 @@ import pytest
 
 from spatialspec.cli.main import main
 from spatialspec.data import SyntheticParams, write_synthetic_datalist
-from spatialspec.theory import (datalist_arrays, dilate_mask, empirical_measures, gamma, mi_closed_form, spurious_rate,
-                                synthetic_arrays, variance_closed_form, variance_measure)
+from spatialspec.theory import (
+    datalist_arrays,
+    dilate_mask,
+    empirical_measures,
+    gamma,
+    mi_closed_form,
+    spurious_rate,
+    synthetic_arrays,
+    variance_closed_form,
+    variance_measure,
+)
 
 SMALL = ["--synthetic", "n=20", "a=4", "b=6", "--samples", "150"]
 KEYS = {"r", "gamma", "var_closed", "mi_closed", "var_empirical", "mi_empirical", "condition_8"}

@@ -114,7 +114,7 @@ def test_bootstrap_option_of_the_study_only(capsys):
     assert config_from_args(parser.parse_args(["study", "--bootstrap", "0"])).bootstrap == 0
     # a sweep only trains: it has no test-split intervals to configure
     with pytest.raises(SystemExit):
-        parser.parse_args(["sweep", "plan", "--out", "plan.json", "--bootstrap", "200"])
+        parser.parse_args(["sweep", "create", "--out", "sweep.json", "--bootstrap", "200"])
     assert "unrecognized arguments: --bootstrap" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["study", "--bootstrap", "-1"])

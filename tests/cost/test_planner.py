@@ -8,7 +8,7 @@ import math
 import pytest
 
 from spatialspec.cost import AnnotationCostModel
-from spatialspec.cost.planner import (BudgetPlanner, LabelCurve, curves_from_records, load_results, option_name)
+from spatialspec.cost.planner import BudgetPlanner, LabelCurve, curves_from_records, load_results, option_name
 
 # the paper's defaults: a mask costs 44 extra clicks = 44 s = $1.2222, a box 1 extra click = $0.027778
 MASK = 44 / 3600 * 100

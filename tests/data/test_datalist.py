@@ -13,7 +13,7 @@ import torch
 from monai.data import MetaTensor
 
 from spatialspec.data import SPLITS, SyntheticParams, generate_split, load_split, write_synthetic_datalist
-from spatialspec.transforms import LoadImageOrArrayd, LoadImageOrArrayD, LoadImageOrArrayDict
+from spatialspec.transforms import LoadImageOrArrayD, LoadImageOrArrayd, LoadImageOrArrayDict
 
 PARAMS = SyntheticParams(m=6, n=16, a=4, b=4, n_val=4, n_test=5)
 SEED = 4

@@ -15,8 +15,7 @@ import pytest
 from monai.transforms import LoadImage
 from PIL import Image
 
-from spatialspec.data import (DatalistError, SyntheticParams, load_split, validate_datalist,
-                              write_synthetic_datalist)
+from spatialspec.data import DatalistError, SyntheticParams, load_split, validate_datalist, write_synthetic_datalist
 from spatialspec.data.validate import require_datalist_file, spatial_shape
 from spatialspec.errors import InputError
 

@@ -8,8 +8,13 @@ import warnings
 import numpy as np
 import pytest
 
-from spatialspec.embeddings import (SAME_CLASS_PAIRS, pair_key, plot_embedding_projection, subgroup_cosine_similarity,
-                                    umap_projection)
+from spatialspec.embeddings import (
+    SAME_CLASS_PAIRS,
+    pair_key,
+    plot_embedding_projection,
+    subgroup_cosine_similarity,
+    umap_projection,
+)
 
 
 def _loop_cosine(x: np.ndarray, y: np.ndarray, s: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:

@@ -45,7 +45,7 @@ def test_summary_and_table4_by_hand():
 def test_method_budgets_leave_runs_out():
     script = _script()
     args = script.parse_args(["--budgets", "5", "10", "20", "--seeds", "0", "--method-budgets", "seg-ssl=5,10"])
-    runs = script.method_runs(script.plan_runs(script.study_config(args)), args.budgets_of)
+    runs = script.method_runs(script.study_runs(script.study_config(args)), args.budgets_of)
     keys = [r.key for r in runs]
     assert [k for k in keys if "-ssl-" in k] == ["seg-ssl-n5-s0", "seg-ssl-n10-s0"]
     assert [k for k in keys if "-spl-" in k] == ["seg-spl-n5-s0", "seg-spl-n10-s0", "seg-spl-n20-s0"]

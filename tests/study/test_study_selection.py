@@ -8,7 +8,7 @@ import json
 import pytest
 
 from spatialspec.cli.main import main
-from spatialspec.study import StudyConfig, plan_runs
+from spatialspec.study import StudyConfig, study_runs
 from spatialspec.study.report import convergence_warning
 from spatialspec.study.runner import train_overrides
 
@@ -24,22 +24,22 @@ def test_config_validation(kwargs, message):
 
 
 def _overrides(config: StudyConfig) -> dict[str, dict]:
-    return {spec.key: train_overrides(config, spec) for spec in plan_runs(config)}
+    return {spec.key: train_overrides(config, spec) for spec in study_runs(config)}
 
 
 def test_every_run_gets_the_rule_and_the_paper_recipe_by_default():
-    config = StudyConfig(levels=["binary", "jtt", "george", "seg", "seg-ssl"], seeds=[0])
-    for key, overrides in _overrides(config).items():
+    config = StudyConfig(levels=["binary", "seg"], methods=["jtt", "george", "seg-ssl"], seeds=[0])
+    for overrides in _overrides(config).values():
         assert (overrides["select"], overrides["until_converged"], overrides["patience"]) == ("val_loss", False, 20)
         assert overrides["epochs"] == 50 and "erm_epochs" not in overrides and "initial_epochs" not in overrides
 
 
 def test_until_converged_trains_to_max_epochs_with_first_stages_pinned():
-    config = StudyConfig(levels=["jtt", "george", "seg", "seg-ssl"], seeds=[0], epochs=30, until_converged=True,
-                         patience=5, max_epochs=200, select="val_worst_group_auroc",
+    config = StudyConfig(levels=["seg"], methods=["jtt", "george", "seg-ssl"], seeds=[0], epochs=30,
+                         until_converged=True, patience=5, max_epochs=200, select="val_worst_group_auroc",
                          overrides={"learning_rate": 0.01})
     overrides = _overrides(config)
-    for key, run in overrides.items():
+    for run in overrides.values():
         assert run["epochs"] == 200 and run["until_converged"] is True and run["patience"] == 5
         assert run["select"] == "val_worst_group_auroc" and run["learning_rate"] == 0.01
     # the ERM model of JTT and GEORGE and Seg-SSL's initial network train --epochs, not --max-epochs
@@ -47,7 +47,7 @@ def test_until_converged_trains_to_max_epochs_with_first_stages_pinned():
     assert overrides["seg-ssl-s0"]["initial_epochs"] == 30
     assert "erm_epochs" not in overrides["seg-pixel-s0"] and "initial_epochs" not in overrides["seg-pixel-s0"]
     # a --set of the first stage's epochs still wins
-    pinned = StudyConfig(levels=["jtt"], seeds=[0], until_converged=True, overrides={"erm_epochs": 7})
+    pinned = StudyConfig(levels=[], methods=["jtt"], seeds=[0], until_converged=True, overrides={"erm_epochs": 7})
     assert _overrides(pinned)["binary-jtt-s0"]["erm_epochs"] == 7
 
 
@@ -60,9 +60,9 @@ def test_convergence_warning_names_the_runs():
     assert convergence_warning(records[:1], patience=20) is None
 
 
-def test_sweep_plan_commands_carry_the_options(tmp_path):
-    out = tmp_path / "plan.json"
-    assert main(["sweep", "plan", "--out", str(out), "--out-dir", str(tmp_path / "runs"), "--levels", "jtt,seg",
+def test_sweep_commands_carry_the_options(tmp_path):
+    out = tmp_path / "sweep.json"
+    assert main(["sweep", "create", "--out", str(out), "--out-dir", str(tmp_path / "runs"), "--levels", "jtt,seg",
                  "--seeds", "0", "--epochs", "5", "--select", "last", "--until-converged", "--patience", "3",
                  "--max-epochs", "40", *TINY]) == 0
     runs = {r["key"]: r["argv"] for r in json.loads(out.read_text())["runs"]}
@@ -75,7 +75,7 @@ def test_sweep_plan_commands_carry_the_options(tmp_path):
                 value(argv, "epochs")) == ("last", "True", "3", "40")
     assert value(runs["binary-jtt-s0"], "erm_epochs") == "5" and "--erm_epochs" not in runs["seg-pixel-s0"]
     # without the options: the paper recipe, the default rule
-    assert main(["sweep", "plan", "--out", str(out), "--out-dir", str(tmp_path / "runs"), "--levels", "seg",
+    assert main(["sweep", "create", "--out", str(out), "--out-dir", str(tmp_path / "runs"), "--levels", "seg",
                  "--seeds", "0", "--epochs", "5", *TINY]) == 0
     argv = json.loads(out.read_text())["runs"][0]["argv"]
     assert (value(argv, "select"), value(argv, "until_converged"), value(argv, "epochs")) == ("val_loss", "False", "5")

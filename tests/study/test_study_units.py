@@ -1,4 +1,4 @@
-"""Study planning, configuration checks and reports, without training."""
+"""A study's runs, configuration checks and reports, without training."""
 
 from __future__ import annotations
 
@@ -8,10 +8,18 @@ import math
 import pytest
 
 from spatialspec.atomic import atomic_write, write_json_atomic
+from spatialspec.study import (
+    StudyConfig,
+    bundle_for,
+    find_bundles_dir,
+    format_table,
+    plot_results,
+    study_runs,
+    summarize,
+    write_summary_csv,
+)
 from spatialspec.study.bundles import study_level
 from spatialspec.study.report import row_label
-from spatialspec.study import (StudyConfig, bundle_for, find_bundles_dir, format_table, plan_runs, plot_results,
-                               summarize, write_summary_csv)
 
 
 @pytest.mark.parametrize(
@@ -38,25 +46,37 @@ def test_find_bundles_dir_in_source_tree_and_error(tmp_path, monkeypatch):
     assert find_bundles_dir(found) == found
 
 
-def test_plan_runs_binary_models_only_multiply_binary():
+def test_study_runs_binary_models_only_multiply_binary():
     config = StudyConfig(levels=["binary", "bbox", "dilate:2.0"], seeds=[0, 1], binary_models=["pixel", "classifier"])
-    keys = [run.key for run in plan_runs(config)]
+    keys = [run.key for run in study_runs(config)]
     assert keys == ["binary-pixel-s0", "binary-pixel-s1", "binary-classifier-s0", "binary-classifier-s1",
                     "bbox-pixel-s0", "bbox-pixel-s1", "dilate2-pixel-s0", "dilate2-pixel-s1"]
     assert len(set(keys)) == len(keys)
 
 
-def test_plan_runs_baselines_are_binary_runs_with_their_bundles():
-    config = StudyConfig(levels=["binary", "JTT", "george", "seg"], seeds=[0, 1], binary_models=["classifier"])
-    runs = plan_runs(config)
+def test_study_runs_baselines_are_binary_runs_with_their_bundles():
+    config = StudyConfig(levels=["binary", "seg"], methods=["JTT", "george"], seeds=[0, 1],
+                         binary_models=["classifier"])
+    runs = study_runs(config)
     assert [(r.level, r.model, r.bundle) for r in runs if r.seed == 0] == [
-        ("binary", "classifier", "binary_classification"), ("binary", "jtt", "jtt_classification"),
-        ("binary", "george", "george_classification"), ("seg", "pixel", "segmentation")]
+        ("binary", "classifier", "binary_classification"), ("seg", "pixel", "segmentation"),
+        ("binary", "jtt", "jtt_classification"), ("binary", "george", "george_classification")]
     assert [r.key for r in runs if r.model == "jtt"] == ["binary-jtt-s0", "binary-jtt-s1"]
     with pytest.raises(ValueError, match="jtt, george"):
         study_level("dropout")
     with pytest.raises(ValueError, match="image labels only"):
         bundle_for("seg", "jtt")
+
+
+def test_methods_given_as_levels_move_to_methods_with_a_warning():
+    with pytest.warns(FutureWarning, match="jtt, seg-ssl are methods"):
+        config = StudyConfig(levels=["seg", "jtt", "seg-ssl"], seeds=[0])
+    assert config.levels == ["seg"] and config.methods == ["jtt", "seg-ssl"]
+    assert [r.model for r in study_runs(config)] == ["pixel", "jtt", "ssl"]
+    with pytest.raises(ValueError, match="unknown method 'seg'"):
+        StudyConfig(levels=["seg"], methods=["seg"], seeds=[0])
+    with pytest.raises(ValueError, match="together name at least one"):
+        StudyConfig(levels=[], methods=[], seeds=[0])
 
 
 def test_row_label_names_the_baseline():

@@ -10,8 +10,16 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from spatialspec.tracking import (HTTP_DEFAULTS, TrackingBuffer, TrackingBufferWarning, apply_http_defaults,
-                                  is_connection_error, mlflow_settings, read_buffer)
+from spatialspec import registry
+from spatialspec.tracking import (
+    HTTP_DEFAULTS,
+    TrackingBuffer,
+    TrackingBufferWarning,
+    apply_http_defaults,
+    is_connection_error,
+    mlflow_settings,
+    read_buffer,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,12 +148,13 @@ def test_config_workflow_takes_the_settings(tracking, tmp_path):
 
     from spatialspec.tracking import BufferedMLFlowHandler
 
-    configs = REPO_ROOT / "bundles" / "segmentation" / "configs"
-    settings = mlflow_settings() if tracking == "dict" else str(REPO_ROOT / "bundles" / "tracking_mlflow.json")
+    bundles = REPO_ROOT / "bundles"
+    settings = mlflow_settings() if tracking == "dict" else str(bundles / "tracking_mlflow.json")
     out = tmp_path / "out"
-    workflow = ConfigWorkflow(config_file=str(configs / "train.yaml"), meta_file=str(configs / "metadata.json"),
-                              logging_file=False, workflow_type=None, tracking=settings,
-                              output_dir="$" + repr(str(out)), tracking_uri="http://127.0.0.1:1")
+    workflow = ConfigWorkflow(config_file=[str(f) for f in registry.config_files("seg", bundles_dir=bundles)],
+                              meta_file=str(registry.meta_file("seg", bundles)), logging_file=False,
+                              workflow_type=None, tracking=settings, output_dir="$" + repr(str(out)),
+                              tracking_uri="http://127.0.0.1:1")
     train = [h for h in workflow.parser.get_parsed_content("train#handlers")
              if isinstance(h, BufferedMLFlowHandler)]
     validate = [h for h in workflow.parser.get_parsed_content("validate#handlers")

@@ -22,11 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from spatialspec import registry
 from tests.ports import free_port
 from tests.tracking.helpers import closed_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = REPO_ROOT / "bundles" / "segmentation" / "configs"
+# the segmentation level's configs, as python-fire reads a list for --config_file
+CONFIGS = repr([str(f) for f in registry.config_files("seg", bundles_dir=REPO_ROOT / "bundles")])
+META = registry.meta_file("seg", REPO_ROOT / "bundles")
 SETTINGS = REPO_ROOT / "bundles" / "tracking_mlflow.json"
 TINY = {"m": 20, "n": 16, "a": 4, "b": 4, "n_val": 10, "n_test": 20, "mu_y": 0.5}
 TIMEOUT = 300
@@ -49,9 +52,8 @@ def _run(args: list[str], log: Path) -> tuple[int, str, float]:
 
 
 def _bundle(out: Path, uri: str, run_name: str, log: Path) -> tuple[int, str, float]:
-    return _run(["-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "train.yaml"),
-                 "--meta_file", str(CONFIGS / "metadata.json"), "--epochs", "2", "--output_dir",
-                 "$" + repr(str(out)), "--synthetic", repr(TINY), "--tracking", str(SETTINGS),
+    return _run(["-m", "monai.bundle", "run", "--config_file", CONFIGS, "--meta_file", str(META), "--epochs", "2",
+                 "--output_dir", "$" + repr(str(out)), "--synthetic", repr(TINY), "--tracking", str(SETTINGS),
                  "--tracking_uri", uri, "--experiment_name", "server-test", "--run_name", run_name], log)
 
 

@@ -8,20 +8,20 @@ import torch
 
 from spatialspec.transforms import (
     DilateMask,
-    DilateMaskd,
     DilateMaskD,
+    DilateMaskd,
     DilateMaskDict,
     MaskToBoundingBox,
-    MaskToBoundingBoxd,
     MaskToBoundingBoxD,
+    MaskToBoundingBoxd,
     MaskToBoundingBoxDict,
     MaskToPatchGrid,
-    MaskToPatchGridd,
     MaskToPatchGridD,
+    MaskToPatchGridd,
     MaskToPatchGridDict,
     SpecificityLabel,
-    SpecificityLabeld,
     SpecificityLabelD,
+    SpecificityLabeld,
     SpecificityLabelDict,
     bbox_supervision,
     binary_supervision,
@@ -47,7 +47,8 @@ def brute_dilate(mask: np.ndarray, r: float) -> np.ndarray:
     ks, ls = np.nonzero(mask)
     for i in range(h):
         for j in range(w):
-            out[i, j] = any(abs(i - k) < dh and abs(j - l) < dw for k, l in zip(ks, ls))
+            # k, l: the paper's Y_kl
+            out[i, j] = any(abs(i - k) < dh and abs(j - l) < dw for k, l in zip(ks, ls))  # noqa: E741
     return out
 
 
