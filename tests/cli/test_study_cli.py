@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -31,7 +32,7 @@ def test_data_synthetic_writes_datalist(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_study_tiny_end_to_end(tmp_path, capsys):
+def test_study_tiny_end_to_end(tmp_path, capsys, monkeypatch):
     out = tmp_path / "study"
     argv = ["study", "--levels", "binary,seg", "--seeds", "0,1", "--epochs", "2", "--score", "mean,topk:4",
             "--binary-model", "pixel,classifier", "--out", str(out), "--no-progress", *TINY]
@@ -66,8 +67,14 @@ def test_study_tiny_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "robust AUROC" in printed and str(out / "robust_auroc.png") in printed
 
+    # this store only, and nothing left behind: mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI for later tests
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     mlflow.set_tracking_uri(f"sqlite:///{out / 'mlruns.db'}")
-    runs = mlflow.search_runs(experiment_names=["spatialspec-study"])
+    try:
+        runs = mlflow.search_runs(experiment_names=["spatialspec-study"])
+    finally:
+        mlflow.set_tracking_uri(None)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     names = set(runs["tags.mlflow.runName"])
     assert {"binary-pixel-s0", "binary-classifier-s1", "seg-pixel-s1", "study"} <= names
     seg = runs[runs["tags.mlflow.runName"] == "seg-pixel-s0"].iloc[0]

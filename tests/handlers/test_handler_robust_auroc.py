@@ -313,7 +313,7 @@ def test_attach_run_params_without_tracking_is_a_no_op():
 def test_bootstrap_bounds_in_metrics_and_mlflow(tmp_path, monkeypatch):
     """bootstrap=N: every figure's 95% bounds are stored next to it (``<name>_ci_low`` / ``_ci_high``) and an
     MLFlowHandler logging the evaluator's metrics logs them; without it there are none (the default)."""
-    import mlflow
+    from mlflow.tracking import MlflowClient
 
     from spatialspec.metrics import bootstrap_intervals
 
@@ -335,7 +335,8 @@ def test_bootstrap_bounds_in_metrics_and_mlflow(tmp_path, monkeypatch):
         assert low <= metrics[name] <= high
     assert metrics["val_robust_auroc_ci_low"] < metrics["val_robust_auroc_ci_high"]
 
-    mlflow.set_tracking_uri(uri)
-    logged = mlflow.search_runs(experiment_names=["ci"]).iloc[0]
-    assert logged["metrics.val_robust_auroc_ci_low"] == pytest.approx(metrics["val_robust_auroc_ci_low"])
-    assert logged["metrics.val_worst_pair_auroc_ci_high"] == pytest.approx(metrics["val_worst_pair_auroc_ci_high"])
+    # a client of this store only: mlflow.set_tracking_uri would leave the URI (and MLFLOW_TRACKING_URI) to later tests
+    client = MlflowClient(uri)
+    logged = client.search_runs([client.get_experiment_by_name("ci").experiment_id])[0].data.metrics
+    assert logged["val_robust_auroc_ci_low"] == pytest.approx(metrics["val_robust_auroc_ci_low"])
+    assert logged["val_worst_pair_auroc_ci_high"] == pytest.approx(metrics["val_worst_pair_auroc_ci_high"])
