@@ -134,6 +134,10 @@ class PseudoLabelWriter:
         network = getattr(engine, "network", None)
         if network is None:
             raise AttributeError("PseudoLabelWriter: the engine has no network: attach it to a SupervisedTrainer")
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # data-parallel runs: every rank trained step 1, but only rank 0 writes (and replaces) its checkpoint;
+            # wait until every rank is here, so no rank reads it while rank 0 still replaces it
+            torch.distributed.barrier()
         if self.checkpoint is not None and self.checkpoint.is_file():
             network.load_state_dict(load_checkpoint_state(self.checkpoint, next(network.parameters()).device))
         out = predict_masks(network, self.data_loader, self.image_key, keys=(self.labelled_key, "y"))

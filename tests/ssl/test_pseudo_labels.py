@@ -124,3 +124,40 @@ def test_pseudo_label_file_checks(tmp_path):
     wrong = PseudoLabelledDataset(dataset, (np.array([unlabelled]), np.zeros((1, 1, 5, 5))))
     with pytest.raises(ValueError, match="shape"):
         wrong[unlabelled]
+
+
+def test_pseudo_label_writer_waits_for_every_rank_before_reading_the_checkpoint(tmp_path, monkeypatch):
+    """In a data-parallel run only rank 0 writes step 1's checkpoint (and replaces it: remove, then save); the other
+    ranks must not read it before every rank has finished step 1."""
+    import socket
+
+    from spatialspec.distributed import destroy_distributed
+
+    data = _tiny()
+    calls = []
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    real_barrier = torch.distributed.barrier
+    monkeypatch.setattr(torch.distributed, "barrier", lambda: calls.append("barrier") or real_barrier())
+    checkpoint = tmp_path / "best.pt"
+    torch.save({"model": _Sign(-1.0).state_dict()}, checkpoint)
+    real_load = torch.load
+
+    def load(*args, **kwargs):
+        calls.append("load")
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load)
+    writer = PseudoLabelWriter(DataLoader(_dataset(data), batch_size=3, shuffle=False), tmp_path / "p.npz",
+                               checkpoint=checkpoint)
+    engine = Engine(lambda e, b: None)
+    engine.network = _Sign(1.0)
+    writer.attach(engine)
+    try:
+        engine.run([0], max_epochs=1)
+    finally:
+        monkeypatch.undo()
+        destroy_distributed()
+    assert calls[:2] == ["barrier", "load"]
