@@ -11,6 +11,8 @@ from spatialspec.handlers.run_params import flatten_params
 
 __all__ = ["log_study_run"]
 
+_PARAM_BATCH = 100  # MLflow's limit of params per log_batch
+
 
 def log_study_run(tracking_uri: str, experiment_name: str, params: dict[str, Any], records: Sequence[dict[str, Any]],
                   artifacts: Sequence[str | Path], run_name: str = "study",
@@ -46,8 +48,12 @@ def log_study_run(tracking_uri: str, experiment_name: str, params: dict[str, Any
 
 def _log_online(tracking_uri: str, experiment_name: str, params: dict[str, Any], records: Sequence[dict[str, Any]],
                 artifacts: Sequence[str | Path], run_name: str, buffer: Any = None) -> str:
+    from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
+    from spatialspec.tracking.store import create_sqlite_store
+
+    create_sqlite_store(tracking_uri)  # a study whose runs were not tracked here: a new store, fast
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
@@ -55,8 +61,10 @@ def _log_online(tracking_uri: str, experiment_name: str, params: dict[str, Any],
     run_id = run.info.run_id
     if buffer is not None:  # records buffered after a failure below go to this run
         buffer.remember_run(experiment_name, run_name, run_id)
-    for key, value in flatten_params(params).items():
-        client.log_param(run_id, key, str(value)[:6000])
+    # one request per MLflow batch of params (at most 100), not one per param
+    flat = [Param(key, str(value)[:6000]) for key, value in flatten_params(params).items()]
+    for i in range(0, len(flat), _PARAM_BATCH):
+        client.log_batch(run_id, params=flat[i:i + _PARAM_BATCH], synchronous=True)
     for path in artifacts:
         client.log_artifact(run_id, str(path))
     for child in {r["run_id"] for r in records if r.get("run_id")}:

@@ -53,12 +53,17 @@ _RUN_UIDS: dict[tuple[str, str, str, str], str] = {}  # (buffer, uri, experiment
 _RUN_IDS: dict[tuple[str, str, str], str] = {}  # (uri, experiment, run name) -> store run id
 _DEFAULT_NAMES: dict[tuple[str, str], str] = {}  # (uri, experiment) -> the name of runs started without one
 _PARAMS: dict[tuple[str, str, str], set[str]] = {}  # (uri, experiment, run name) -> params logged or buffered
+_STORED: dict[tuple[str, str], set[str]] = {}  # (uri, store run id) -> params this process logged to the store
 
 
 def reset_tracking_state() -> None:
     """Forget every offline URI, issued warning and remembered run (for tests and long-lived processes that want
-    to try a server again)."""
-    for registry in (_OFFLINE, _WARNED, _RUN_UIDS, _RUN_IDS, _DEFAULT_NAMES, _PARAMS):
+    to try a server again); the points of open metric batchers (:mod:`spatialspec.tracking.batch`) are written or
+    buffered first."""
+    from .batch import flush_all_batchers
+
+    flush_all_batchers()
+    for registry in (_OFFLINE, _WARNED, _RUN_UIDS, _RUN_IDS, _DEFAULT_NAMES, _PARAMS, _STORED):
         registry.clear()
 
 
@@ -132,6 +137,14 @@ class TrackingBuffer:
         """The params of the run this process logged or buffered (MONAI logs an engine's ``max_epochs`` only if the
         run has none yet: the trainer's, not the validator's)."""
         return set(_PARAMS.get((self.tracking_uri, experiment, run_name), ()))
+
+    def note_stored_params(self, run_id: str, names: Iterable[str]) -> None:
+        """Record that params ``names`` are in the store's run ``run_id`` (this process logged them there)."""
+        _STORED.setdefault((self.tracking_uri, run_id), set()).update(names)
+
+    def stored_params(self, run_id: str) -> set[str]:
+        """The params this process logged to the store's run ``run_id`` (the store has them: no need to ask)."""
+        return set(_STORED.get((self.tracking_uri, run_id), ()))
 
     def run_uid(self, experiment: str, run_name: str) -> str:
         """The buffer's identifier of a run, the same for every record of the run written by this process."""

@@ -9,19 +9,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from monai.handlers import MLFlowHandler
 from monai.utils import flatten_dict
 
+from .batch import MAX_DELAY_S, MetricBatcher, batcher_for, find_batcher
 from .buffer import BUFFER_NAME, TrackingBuffer, metric_entry
 from .errors import apply_http_defaults, is_connection_error
+from .store import create_sqlite_store
 
-__all__ = ["BufferedMLFlowHandler", "RUN_ID_STATE"]
+__all__ = ["BufferedMLFlowHandler", "RUN_ID_STATE", "BATCHING_MODES"]
 
 #: the ``engine.state`` attribute that names the MLflow run of an engine: :class:`BufferedMLFlowHandler` continues
 #: the run it names when it starts (a resumed run: :class:`spatialspec.handlers.ResumeHandler` sets it) and sets it
 #: once its run is open (the resume checkpoint stores it)
 RUN_ID_STATE = "mlflow_run_id"
+#: how :class:`BufferedMLFlowHandler` writes metric points: ``async`` (batched, written by a background thread at
+#: each epoch end), ``epoch`` (batched, written at each epoch end before training goes on) or ``off`` (one
+#: synchronous request per logging call, as MONAI's handler)
+BATCHING_MODES = ("async", "epoch", "off")
 
 
 class BufferedMLFlowHandler(MLFlowHandler):
@@ -41,17 +47,52 @@ class BufferedMLFlowHandler(MLFlowHandler):
     of looking one up by name, and its buffered records name it; once its run is open it sets the attribute to the
     run's id, which the resume checkpoint stores.
 
+    Metric points (per-iteration loss and learning rate, per-epoch metrics) are batched
+    (:mod:`spatialspec.tracking.batch`): with ``batching="async"`` (the default) they are written with one
+    ``log_batch`` by a background thread, while training goes on, at the first epoch end ``flush_interval`` seconds or
+    more after the last write (one request an epoch for long epochs, one every few epochs for short ones); every
+    handler of the run shares that thread, and closing the run waits for it. The same keys, values, steps and
+    timestamps are logged as with ``batching="off"`` (MONAI's one request per call). A process killed without warning
+    loses at most the points logged since the last flush (at most 1000 points or ``flush_interval`` seconds of them)
+    and the batch being written at that moment; ``batching="epoch"`` writes each epoch's batch before training goes
+    on, so a completed epoch is always in the store. Parameters, tags, the run's
+    start and end and artifacts stay synchronous. A new local SQLite store is created by
+    :func:`~spatialspec.tracking.store.create_sqlite_store` (the same database, without MLflow's per-statement disk
+    syncs).
+
+    Params: the experiment's and the engine's (``max_epochs``, ``epoch_length``) go out in one request when the run
+    opens; which ones the run already has is known from the run as MLflow returned it and from what this process
+    logged since, so a validator's handler, started once per epoch, costs no request (MONAI's handler reads the whole
+    run back each time).
+
     Args:
         buffer_file: the buffer; ``None`` gives ``<cwd>/mlflow_buffer.jsonl``.
+        batching: one of :data:`BATCHING_MODES`.
+        flush_interval: with batching, the longest time in seconds points wait while they keep being logged; with
+            ``batching="async"`` also the shortest time between two epoch-end writes.
         kwargs: the arguments of :class:`~monai.handlers.MLFlowHandler` (``tracking_uri``, ``experiment_name``,
             ``run_name``, ``artifacts``, ...).
+
+    Raises:
+        ValueError: for a ``batching`` mode not in :data:`BATCHING_MODES` or a ``flush_interval`` <= 0.
     """
 
-    def __init__(self, buffer_file: str | os.PathLike | None = None, **kwargs: Any) -> None:
+    def __init__(self, buffer_file: str | os.PathLike | None = None, batching: str = "async",
+                 flush_interval: float = MAX_DELAY_S, **kwargs: Any) -> None:
+        if batching not in BATCHING_MODES:
+            raise ValueError(f"BufferedMLFlowHandler: batching must be one of {', '.join(BATCHING_MODES)}, "
+                             f"got {batching!r}")
+        if flush_interval <= 0:
+            raise ValueError(f"BufferedMLFlowHandler: flush_interval must be > 0 seconds, got {flush_interval}")
         apply_http_defaults()
+        # the URI MONAI's handler resolves (the environment first, then the argument, then ./mlruns.db)
+        create_sqlite_store(os.environ.get("MLFLOW_TRACKING_URI") or kwargs.get("tracking_uri")
+                            or f"sqlite:///{Path.cwd().absolute() / 'mlruns.db'}")
         super().__init__(**kwargs)
         uri = self.client.tracking_uri
         self.buffer = TrackingBuffer(buffer_file or Path.cwd() / BUFFER_NAME, uri)
+        self.batching, self.flush_interval = batching, flush_interval
+        self._start_params: dict[str, Any] | None = None  # params MONAI's start logs, collected to log at once
         self._started = False
         self._continued_run_id: str | None = None
 
@@ -90,7 +131,13 @@ class BufferedMLFlowHandler(MLFlowHandler):
         def online() -> None:
             if self._continued_run_id is not None:
                 self._reopen(self._continued_run_id)
-            MLFlowHandler.start(self, engine)
+            # MONAI logs experiment_param, then the engine's attributes the run lacks: one request for both
+            self._start_params = {}
+            try:
+                MLFlowHandler.start(self, engine)
+            finally:
+                params, self._start_params = self._start_params, None
+            self._log_params(params)
             if self.cur_run is not None:
                 self.buffer.remember_run(self.experiment_name, self.cur_run.info.run_name, self.cur_run.info.run_id,
                                          default=self.run_name is None)
@@ -107,21 +154,105 @@ class BufferedMLFlowHandler(MLFlowHandler):
 
         self.buffer.attempt(online, offline)
 
+    def _delete_exist_param_in_dict(self, param_dict: dict) -> None:
+        """Drop the params the run already has -- those it had when this handler opened it (MLflow returned them
+        with the run), those this process logged to it since, those about to be logged with them -- without reading
+        the whole run back (as MONAI does, every time a validator starts)."""
+        if self.cur_run is None:
+            return
+        existing = (set(self.cur_run.data.params) | self.buffer.stored_params(self.cur_run.info.run_id)
+                    | set(self._start_params or ()))
+        for key in existing & set(param_dict):
+            del param_dict[key]
+
     def _log_params(self, params: dict[str, Any]) -> None:
+        if self._start_params is not None:  # in start(): logged together when MONAI's start returns
+            self._start_params.update(params)
+            return
+        if not params:  # MONAI logs the params left after _delete_exist_param_in_dict, often none: no request
+            return
+
         def online() -> None:
             MLFlowHandler._log_params(self, params)
             self.buffer.note_params(self.experiment_name, self._run_ref()[0], params)
+            self.buffer.note_stored_params(self.cur_run.info.run_id, params)
 
         self.buffer.attempt(online, lambda: self._record("params", params={k: str(v) for k, v in params.items()}))
 
+    def _batcher(self, create: bool = True) -> MetricBatcher | None:
+        """The batcher of this handler's run, shared with the run's other handlers (``create``: made if the run has
+        none); ``None`` with ``batching="off"`` or without an open run."""
+        if self.batching == "off" or self.cur_run is None:
+            return None
+        info = self.cur_run.info
+        if not create:
+            return find_batcher(self.buffer.tracking_uri, info.run_id)
+        return batcher_for(self.client, self.buffer, self.experiment_name, info.run_name, info.run_id,
+                           max_delay=self.flush_interval)
+
     def _log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        timestamp = int(time.time() * 1000)
+        batcher = None if self.buffer.offline else self._batcher()
+        if batcher is not None:
+            if batcher.has_failures:
+                batcher.drain()  # the store went away: buffer what failed, then this call goes to the buffer too
+            else:
+                # MONAI's points, the same call's timestamp for each
+                from mlflow.entities import Metric
+
+                batcher.add([Metric(k, v, timestamp, step or 0) for k, v in flatten_dict(metrics).items()])
+                return
+        self._drain()
+
         # MONAI's own call when the store answers; the buffer's records are built only when it does not
         def offline() -> None:
-            timestamp = int(time.time() * 1000)
             self._record("metrics", metrics=[metric_entry(k, v, timestamp, step or 0)
                                              for k, v in flatten_dict(metrics).items()])
 
         self.buffer.attempt(lambda: MLFlowHandler._log_metrics(self, metrics, step), offline)
+
+    def _drain(self) -> None:
+        """Buffer the points of this run's batcher that failed to reach the store (before a record that follows
+        them)."""
+        batcher = self._batcher(create=False)
+        if batcher is not None and batcher.has_failures:
+            batcher.drain()
+
+    def flush(self, wait: bool = False) -> None:
+        """Hand the run's waiting metric points to the store (``wait``: return once they are written), buffering
+        those that could not be written."""
+        batcher = self._batcher(create=False)
+        if batcher is not None:
+            batcher.flush(wait=wait)
+            batcher.drain()
+
+    def attach(self, engine: Engine) -> None:
+        """MONAI's events, and with batching a flush of the run's points when ``engine`` completes an epoch (after
+        MONAI's epoch log, whether or not ``epoch_log`` logs that epoch) and no other engine of the run is inside
+        one (:meth:`MetricBatcher.epoch_completed <spatialspec.tracking.batch.MetricBatcher.epoch_completed>`)."""
+        super().attach(engine)
+        if self.batching == "off":
+            return
+        for event, handler in ((Events.EPOCH_STARTED, self._epoch_started), (Events.EPOCH_COMPLETED, self._epoch_end),
+                               (Events.TERMINATE, self._epoch_end)):
+            if not engine.has_event_handler(handler, event):
+                engine.add_event_handler(event, handler)
+
+    def _epoch_started(self, engine: Engine) -> None:
+        batcher = None if self.buffer.offline else self._batcher()
+        if batcher is not None:
+            batcher.epoch_started(engine)
+
+    def _epoch_end(self, engine: Engine) -> None:
+        """Once no engine of the run is inside an epoch, the run's points to the store: every epoch before training
+        goes on (``batching="epoch"``), or in the background once ``flush_interval`` seconds have passed since the
+        last flush (``batching="async"``)."""
+        batcher = self._batcher(create=False)
+        if batcher is not None and batcher.epoch_completed(engine):
+            if self.batching == "epoch":
+                self.flush(wait=True)
+            elif batcher.due:
+                self.flush()
 
     def complete(self) -> None:
         """Log the artifacts (the executed config) at the end of the engine's run, or buffer their paths."""
@@ -136,8 +267,12 @@ class BufferedMLFlowHandler(MLFlowHandler):
         self._guarded(lambda: MLFlowHandler.complete(self), "artifacts", paths=paths, artifact_path=None)
 
     def close(self) -> None:
-        """End the run as FINISHED (or buffer its end) and release a local SQLite store."""
+        """Write the run's waiting metric points, then end the run as FINISHED (or buffer its end) and release a
+        local SQLite store."""
         try:
+            batcher = self._batcher(create=False)
+            if batcher is not None:
+                batcher.close()
             if self._started:
                 end = {"status": self.run_finish_status, "end_time": int(time.time() * 1000)}
                 if self.cur_run is not None:

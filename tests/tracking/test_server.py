@@ -24,7 +24,7 @@ import pytest
 
 from spatialspec import registry
 from tests.ports import free_port
-from tests.tracking.helpers import closed_port
+from tests.tracking.helpers import EPOCH_METRICS, LOSSES, LR, closed_port, metric_history, run_loop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the segmentation level's configs, as python-fire reads a list for --config_file
@@ -172,6 +172,28 @@ def test_unreachable_server_buffers_then_sync_pushes(server, tmp_path):
     for key in ("val_robust_auroc", "val_overall_auroc", "train_loss"):
         history = client.get_metric_history(run.info.run_id, key)
         assert len(history) == len(buffered[key]), key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batching", ["async", "epoch"])
+def test_batched_history_is_the_unbatched_one_on_server(server, tmp_path, batching):
+    """Over HTTP too, a batched run leaves the metric history MONAI's one-request-per-call path leaves: the same keys,
+    steps and values, every point once, all written before the run ends."""
+    uri, _ = server
+    runs = {}
+    for mode in ("off", batching):
+        handler = run_loop(uri, tmp_path / "b.jsonl", run_name=f"{mode}-vs-{batching}", experiment="batching",
+                           batching=mode, optimizer=True)
+        runs[mode] = handler.client.search_runs(
+            [handler.client.get_experiment_by_name("batching").experiment_id],
+            filter_string=f"attributes.run_name = '{mode}-vs-{batching}'")[0]
+    assert not (tmp_path / "b.jsonl").exists()
+    client = _client(uri)
+    reference = metric_history(client, runs["off"].info.run_id)
+    assert reference == {"lr_group_0": [(i, LR) for i in LOSSES], "train_loss": sorted(LOSSES.items()),
+                         **{key: sorted(values.items()) for key, values in EPOCH_METRICS.items()}}
+    assert metric_history(client, runs[batching].info.run_id) == reference
+    assert client.get_run(runs[batching].info.run_id).info.status == "FINISHED"
 
 
 @pytest.mark.slow

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from monai.utils import path_to_sqlite_uri
 
 from spatialspec.tracking import TrackingBufferWarning, read_buffer, sync_buffer
 from spatialspec.tracking.sync import BUFFER_UID_TAG, synced_path
-from tests.tracking.helpers import EPOCH_METRICS, EPOCHS, ITERATIONS, LOSSES, closed_port, run_loop
+from tests.tracking.helpers import EPOCH_METRICS, EPOCHS, ITERATIONS, LOSSES, closed_port, die_after, run_loop
 
 
 @pytest.fixture(scope="module")
@@ -84,23 +83,9 @@ def test_store_dying_mid_run_resumes_the_same_run_without_duplicates(tmp_path, s
     buffer = tmp_path / "mlflow_buffer.jsonl"
     calls = {"n": 0}
 
-    def die_after_four_batches(handler):
-        real = handler.client.log_batch
-
-        def log_batch(*args, **kwargs):
-            calls["n"] += 1
-            if calls["n"] > 4:
-                raise MlflowException("API request failed: Connection refused")
-            return real(*args, **kwargs)
-
-        def set_terminated(*args, **kwargs):
-            raise MlflowException("API request failed: Connection refused")
-
-        handler.client.log_batch = log_batch
-        handler.client.set_terminated = set_terminated
-
     with pytest.warns(TrackingBufferWarning):
-        run_loop(uri, buffer, client_hook=die_after_four_batches, experiment="mid-run")
+        # one request per logging call (the batched modes: tests/tracking/test_batch.py)
+        run_loop(uri, buffer, client_hook=die_after(4, calls), experiment="mid-run", batching="off")
     client = MlflowClient(uri)
     run = _only_run(client, "mid-run")
     before = _history(client, run.info.run_id, "train_loss")
