@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +24,11 @@ import numpy as np
 
 from spatialspec.errors import InputError
 
-__all__ = ["SyntheticParams", "generate_split", "parse_synthetic_overrides", "SPLITS"]
+__all__ = ["SyntheticParams", "generate_split", "parse_synthetic_overrides", "cached_splits", "SPLITS"]
 
 SPLITS = ("training", "validation", "test")
+#: the splits generated inside :func:`cached_splits`, by (params, split, seed); ``None`` outside it
+_CACHE: dict[tuple[Any, str, int], list[dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,43 @@ def generate_split(params: SyntheticParams | None = None, split: str = "training
     """
     params = params or SyntheticParams()
     split = _check_split(split)
+    if _CACHE is None:
+        return _generate_split(params, split, int(seed))
+    key = (params, split, int(seed))
+    if key not in _CACHE:
+        _CACHE[key] = _generate_split(params, split, int(seed))
+    # the cache keeps its own arrays: a caller that changes its samples in place changes no other run's data
+    return [{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in sample.items()} for sample in _CACHE[key]]
+
+
+@contextmanager
+def cached_splits() -> Iterator[None]:
+    """Within the block, :func:`generate_split` generates each (params, split, seed) once and hands out copies of it
+    afterwards: the runs of a study that share a seed and a data model (its levels, models and scores) and their test
+    evaluation read the same splits instead of generating them per run and pass. The splits are the same either way
+    (a split is a function of its params, split and seed); nested blocks share the outermost one's cache, which is
+    dropped when that block ends. Not for concurrent use from several threads.
+
+    Example:
+        >>> with cached_splits():
+        ...     first = generate_split(SyntheticParams(m=4, n=16, a=4, b=4), "training", 0)
+        ...     again = generate_split(SyntheticParams(m=4, n=16, a=4, b=4), "training", 0)
+        >>> bool((first[0]["image"] == again[0]["image"]).all()), first[0]["image"] is again[0]["image"]
+        (True, False)
+    """
+    global _CACHE
+    outermost = _CACHE is None
+    if outermost:
+        _CACHE = {}
+    try:
+        yield
+    finally:
+        if outermost:
+            _CACHE = None
+
+
+def _generate_split(params: SyntheticParams, split: str, seed: int) -> list[dict[str, Any]]:
+    """:func:`generate_split` without the cache."""
     rng = _split_rng(seed, split)
     size, n, a, b = params.split_size(split), params.n, params.a, params.b
     y = (rng.random(size) < params.mu_y).astype(np.int64)

@@ -30,10 +30,15 @@ from spatialspec.errors import InputError
 from spatialspec.identity import check_fingerprint, read_fingerprint_file, write_fingerprint_file
 from spatialspec.tracking.handler import RUN_ID_STATE, BufferedMLFlowHandler
 
+from .packing import pack_tensors, unpack_tensors
+
 __all__ = ["ResumeHandler", "get_rng_state", "set_rng_state", "load_resume_checkpoint", "stored_fingerprint",
            "RESUME_FORMAT", "RESUME_WAYS_OUT"]
 
-RESUME_FORMAT = 1
+#: the checkpoint format written: 2 packs the tensors into one flat tensor per dtype (:mod:`.packing`); 1 (one
+#: record per tensor) is still read
+RESUME_FORMAT = 2
+_READ_FORMATS = (1, 2)
 #: what a bundle user can do when a run folder holds another run (named in the refusal)
 RESUME_WAYS_OUT = ("another --output_dir", "--resume False to train this run from scratch and overwrite it")
 logger = logging.getLogger(__name__)
@@ -101,8 +106,19 @@ def load_resume_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, An
         raise InputError(f"{path} is not a readable spatialspec resume checkpoint ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else 'unreadable'}); delete it or start over with "
                          "--resume False") from None
-    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        raise InputError(f"{path} is not a spatialspec resume checkpoint (format {RESUME_FORMAT})")
+    if not isinstance(state, dict) or state.get("format") not in _READ_FORMATS:
+        raise InputError(f"{path} is not a spatialspec resume checkpoint (format "
+                         f"{' or '.join(map(str, _READ_FORMATS))})")
+    if state["format"] == 2:
+        tensors = state.pop("tensors", None)
+        if not isinstance(tensors, dict):
+            raise InputError(f"{path} is not a readable spatialspec resume checkpoint (format 2 without its tensors); "
+                             "delete it or start over with --resume False")
+        try:
+            state = unpack_tensors(state, tensors, copy=not mmap)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+            raise InputError(f"{path} is not a readable spatialspec resume checkpoint (its packed tensors do not "
+                             f"unpack: {type(e).__name__}); delete it or start over with --resume False") from None
     return state
 
 
@@ -299,11 +315,13 @@ class ResumeHandler:
 
     def save(self, engine: Engine, terminated: bool = False) -> None:
         """Write the checkpoint atomically (rank 0 only); ``terminated`` marks a run stopped before ``max_epochs``
-        (early stopping), which a rerun does not continue."""
+        (early stopping), which a rerun does not continue. Its tensors are packed (format 2,
+        :func:`~spatialspec.handlers.packing.pack_tensors`): one record per dtype instead of one per tensor."""
         if not _is_rank0():
             return
+        state, tensors = pack_tensors({**self.state_dict(engine), "terminated": bool(terminated)})
         buffer = io.BytesIO()
-        torch.save({**self.state_dict(engine), "terminated": bool(terminated)}, buffer)
+        torch.save({**state, "tensors": tensors}, buffer)
         atomic_write(self.checkpoint_file, buffer.getvalue())
 
     def _save_terminated(self, engine: Engine) -> None:

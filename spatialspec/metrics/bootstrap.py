@@ -140,12 +140,15 @@ def _weighted_auroc(score: np.ndarray, negatives: np.ndarray, positives: np.ndar
         return np.full(weights.shape[0], math.nan)
     order = np.argsort(score[negatives], kind="stable")
     sorted_neg = score[negatives][order]
-    neg_w = weights[:, negatives[order]].astype(np.float64)
-    pos_w = weights[:, positives].astype(np.float64)
+    neg_w = weights[:, negatives[order]].astype(np.float64, copy=False)
+    pos_w = weights[:, positives].astype(np.float64, copy=False)
     below = np.concatenate([np.zeros((weights.shape[0], 1)), np.cumsum(neg_w, axis=1)], axis=1)
     left = np.searchsorted(sorted_neg, score[positives], side="left")
     right = np.searchsorted(sorted_neg, score[positives], side="right")
-    wins = below[:, left] + 0.5 * (below[:, right] - below[:, left])
+    wins = below[:, left]
+    tied = np.flatnonzero(right != left)  # a tie counts one half; elsewhere the half of nothing adds exactly 0
+    if tied.size:
+        wins[:, tied] += 0.5 * (below[:, right[tied]] - wins[:, tied])
     total = neg_w.sum(axis=1) * pos_w.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, (pos_w * wins).sum(axis=1) / np.where(total > 0, total, 1.0), math.nan)
@@ -180,6 +183,7 @@ def weighted_aurocs(y_pred: Any, y: Any, s: Any, weights: Any) -> dict[str, np.n
 def _figures(score: np.ndarray, y: np.ndarray, s: np.ndarray, weights: np.ndarray,
              figures: Sequence[str] = FIGURE_NAMES) -> dict[str, np.ndarray]:
     cell = {(a, b): np.flatnonzero((y == a) & (s == b)) for a, b in SUBGROUPS}
+    weights = weights.astype(np.float64, copy=False)  # once, not per figure (integer counts are exact)
     wanted = set(figures) | (set(PAIR_NAMES) if "worst_pair_auroc" in figures else set())
     result: dict[str, np.ndarray] = {}
     for name, (neg, pos) in _FIGURE_CELLS.items():

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from monai.metrics import Cumulative
+from monai.utils import evenly_divisible_all_gather
 
 from .bootstrap import bootstrap_intervals
 from .robust_auroc import subgroup_aurocs
@@ -50,6 +51,29 @@ class RobustAUROCMetric(Cumulative):
             raise ValueError(f"y_pred, y and s must hold one value per image, got sizes "
                              f"{[t.numel() for t in tensors]}")
         self.extend(*tensors)
+
+    def extend(self, *data: Any) -> None:
+        """Add a batch of values per buffer, kept as one tensor: MONAI's ``Cumulative.extend`` splits a batch into
+        one tensor per image (a Python object per image and buffer, every validation epoch); the buffers read the
+        same either way (:meth:`get_buffer`)."""
+        if self._buffers is None:
+            self._buffers = [[] for _ in data]
+        for buffer, values in zip(self._buffers, data):
+            buffer.append(torch.as_tensor(values).reshape(-1))
+        self._synced = False
+
+    def append(self, *data: Any) -> None:
+        """Add one image's values (one value per buffer)."""
+        self.extend(*(torch.as_tensor(value).reshape(1) for value in data))
+
+    def _sync(self) -> None:
+        """Concatenate each buffer's batches and gather them across processes (as ``Cumulative._sync`` stacks its
+        per-image tensors)."""
+        if self._synced or self._buffers is None:
+            return
+        self._synced_tensors = [evenly_divisible_all_gather(torch.cat(buffer), concat=True)
+                                for buffer in self._buffers]
+        self._synced = True
 
     def aggregate(self) -> dict[str, float]:  # type: ignore[override]
         """The figures over everything added since the last ``reset`` (and their ``_ci_low`` / ``_ci_high`` bounds

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from spatialspec.atomic import write_json_atomic
+from spatialspec.data.synthetic import cached_splits
 
 from . import runner
 from .inputs import validate_study_inputs
@@ -151,14 +152,15 @@ def run_study(config: StudyConfig, progress: Callable[[RunSpec, list[dict[str, A
         fingerprints = prepare_study(config, runs)
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
-    for spec in runs:
-        records = _reusable_records(config, spec, previous, fingerprints[spec.key]["digest"])
-        if records is None:
-            records = runner.run_training(config, spec)
-        results.extend(records)
-        write_json_atomic(out / "results.json", results)
-        if progress is not None:
-            progress(spec, records)
+    with cached_splits():  # the runs sharing a seed generate their synthetic splits once
+        for spec in runs:
+            records = _reusable_records(config, spec, previous, fingerprints[spec.key]["digest"])
+            if records is None:
+                records = runner.run_training(config, spec)
+            results.extend(records)
+            write_json_atomic(out / "results.json", results)
+            if progress is not None:
+                progress(spec, records)
     return results
 
 
@@ -185,19 +187,20 @@ def train_missing(config: StudyConfig, runs: Sequence[RunSpec], require_checkpoi
     results_path = Path(config.out_dir) / "results.json"
     results = _read_results(results_path)
     fingerprints = prepare_study(config, runs)
-    for i, spec in enumerate(runs, 1):
-        digest = fingerprints[spec.key]["digest"]
-        recorded = [r for r in results if r.get("run_key") == spec.key]
-        if recorded and all(r.get("fingerprint") == digest for r in recorded) and not config.fresh and (
-                not require_checkpoint or (run_dir(config, spec) / "models" / "model.pt").is_file()):
+    with cached_splits():  # the runs sharing a seed generate their synthetic splits once
+        for i, spec in enumerate(runs, 1):
+            digest = fingerprints[spec.key]["digest"]
+            recorded = [r for r in results if r.get("run_key") == spec.key]
+            if recorded and all(r.get("fingerprint") == digest for r in recorded) and not config.fresh and (
+                    not require_checkpoint or (run_dir(config, spec) / "models" / "model.pt").is_file()):
+                if progress is not None:
+                    progress(i, spec, None, 0.0)
+                continue
+            results = [r for r in results if r.get("run_key") != spec.key]
+            started = time.perf_counter()
+            records = runner.run_training(config, spec)
+            results.extend(records)
+            write_json_atomic(results_path, results)
             if progress is not None:
-                progress(i, spec, None, 0.0)
-            continue
-        results = [r for r in results if r.get("run_key") != spec.key]
-        started = time.perf_counter()
-        records = runner.run_training(config, spec)
-        results.extend(records)
-        write_json_atomic(results_path, results)
-        if progress is not None:
-            progress(i, spec, records, time.perf_counter() - started)
+                progress(i, spec, records, time.perf_counter() - started)
     return results

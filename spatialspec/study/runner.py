@@ -31,7 +31,8 @@ from .bundles import (
     study_level,
     study_method,
 )
-from .predictions import image_ids, predictions_filename, uncertainty_fields, write_predictions
+from .evaluation import evaluate_scores
+from .predictions import predictions_filename, uncertainty_fields, write_predictions
 
 if TYPE_CHECKING:
     from monai.bundle import ConfigWorkflow
@@ -228,12 +229,16 @@ def _workflow(config_files: list[Path], meta_file: Path, tracking: dict | None, 
 
     from monai.bundle import ConfigWorkflow  # torch and MONAI only when a run is built
 
+    from .locator import share_component_table
+
     monai_logger = logging.getLogger("monai.bundle.workflows")
     if _overlay_notice not in monai_logger.filters:
         monai_logger.addFilter(_overlay_notice)
 
-    return ConfigWorkflow(config_file=[str(f) for f in config_files], meta_file=str(meta_file), logging_file=False,
-                          workflow_type=None, tracking=tracking, **overrides)
+    workflow = ConfigWorkflow(config_file=[str(f) for f in config_files], meta_file=str(meta_file),
+                              logging_file=False, workflow_type=None, tracking=tracking, **overrides)
+    share_component_table(workflow.parser)  # MONAI's component table, built once per process (issue 17)
+    return workflow
 
 
 def _tracking_settings(buffer_file: str | Path | None = None) -> dict:
@@ -281,12 +286,13 @@ def train_overrides(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
 
 def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     """Train one run through its bundle's ``train.yaml`` and evaluate its best checkpoint on the test split for every
-    score through ``evaluate.yaml``.
+    score through ``evaluate.yaml``, in one test pass (:func:`spatialspec.study.evaluation.evaluate_scores`).
 
     Returns:
         one record per score: level, model, score, seed, ``location_labels``, every figure of
-        :func:`spatialspec.metrics.subgroup_aurocs` on the test split, ``n_test``, ``wall_s`` (training plus
-        evaluation), ``best_epoch``, ``select`` (the model-selection rule), ``key_metric`` (the validation figure
+        :func:`spatialspec.metrics.subgroup_aurocs` on the test split, ``n_test``, ``wall_s`` (training, in the first
+        score's record, plus the test pass that read the score out and the score's predictions and intervals),
+        ``best_epoch``, ``select`` (the model-selection rule), ``key_metric`` (the validation figure
         the rule read: ``val_loss`` by default; ``last`` keeps the final epoch and reports its ``val_loss``), its
         ``best_key_metric``, ``converged`` (whether the validation loss had stopped improving ``patience`` epochs
         before training ended; :class:`spatialspec.handlers.ConvergenceMonitor`), ``val_loss_best_epoch`` and
@@ -318,23 +324,19 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
 
     records = []
     eval_overrides = {k: v for k, v in common.items() if k not in ("tracking_uri", "experiment_name", "run_name")}
+    evaluations = evaluate_scores(
+        lambda score: _workflow(spec.config_files("evaluate", config.bundles_dir), meta_file, None, score=score,
+                                **eval_overrides), config.scores)
     for score in config.scores:
         started = time.perf_counter()
-        evaluate = _workflow(spec.config_files("evaluate", config.bundles_dir), meta_file, None,
-                             score=score, **eval_overrides)
-        evaluate.initialize()
-        evaluate.run()
-        engine = evaluate.parser.get_parsed_content("validate#evaluator")
-        metrics = engine.state.metrics
-        test_score, test_y, test_s = (b.numpy() for b in engine.state.metric_details["test_robust_auroc"])
-        n_test = int(test_score.size)
-        predictions = write_predictions(
-            run_dir(config, spec) / predictions_filename(score),
-            image_ids(evaluate.parser.get_parsed_content("validate#data"), test_y, test_s), test_y, test_s, test_score)
-        evaluate.finalize()
+        evaluation = evaluations[score]
+        test_score, test_y, test_s = evaluation.y_pred, evaluation.y, evaluation.s
+        predictions = write_predictions(run_dir(config, spec) / predictions_filename(score), evaluation.ids, test_y,
+                                        test_s, test_score)
         record = {"level": spec.level, "model": spec.model, "score": score, "seed": spec.seed, "bundle": spec.bundle,
-                  **{name: float(metrics[f"test_{name}"]) for name in FIGURE_NAMES}, "n_test": n_test,
-                  "wall_s": round(train_wall + time.perf_counter() - started, 3), "best_epoch": int(best_epoch),
+                  **evaluation.figures, "n_test": int(test_score.size),
+                  "wall_s": round(train_wall + evaluation.seconds + time.perf_counter() - started, 3),
+                  "best_epoch": int(best_epoch),
                   "key_metric": key_metric, "best_key_metric": float(best_key_metric), "epochs": config.epochs,
                   "select": config.select, "converged": convergence["converged"],
                   "val_loss_best_epoch": convergence["val_loss_best_epoch"],

@@ -269,6 +269,27 @@ def test_standard_ids(name):
     assert isinstance(workflow.parser.get("validate#handlers"), list)
 
 
+@pytest.mark.parametrize("name", sorted(registry.METHODS))
+def test_synthetic_data_takes_the_fast_paths(name, tmp_path):
+    """On the built-in synthetic data every method fills its caches in the calling thread, loads plain tensors and
+    replays the validation batches (issue 17): checks the wiring, not the speed (tests/data/test_caching.py checks
+    that the samples and batches are MONAI's)."""
+    import torch
+    from monai.data import MetaTensor
+
+    from spatialspec.data import ReplayDataLoader, SerialCacheDataset
+
+    workflow = _workflow(name, "train", None, synthetic=TINY, output_dir=str(tmp_path))
+    train, validate = (workflow.parser.get_parsed_content(f"{part}#dataset") for part in ("train", "validate"))
+    assert isinstance(train, SerialCacheDataset) and isinstance(validate, SerialCacheDataset)
+    assert not isinstance(train[0]["image"], MetaTensor)
+    loader = workflow.parser.get_parsed_content("validate#dataloader")
+    assert isinstance(loader, ReplayDataLoader) and loader.replays
+    first, again = list(loader), list(loader)
+    assert len(first) == len(again) > 0
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(first, again, strict=True))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # MLflow tracking
 # ---------------------------------------------------------------------------------------------------------------

@@ -149,6 +149,31 @@ def test_load_image_or_array_path_object(nifti):
     np.testing.assert_array_equal(out["image"].numpy(), generate_split(PARAMS, "test", SEED)[0]["image"])
 
 
+def test_load_image_or_array_without_metadata(nifti):
+    """track_meta=False: plain tensors with the same values, from arrays and files; not part of the fingerprint."""
+    from monai.data import set_track_meta
+
+    from spatialspec.identity import _plain
+
+    sample = generate_split(PARAMS, "test", SEED)[0]
+    with_meta = LoadImageOrArrayd(keys=["image", "label"])(sample)
+    plain = LoadImageOrArrayd(keys=["image", "label"], track_meta=False)(sample)
+    for key in ("image", "label"):
+        assert type(plain[key]) is torch.Tensor and plain[key].dtype == torch.float32
+        assert torch.equal(plain[key], with_meta[key].as_tensor())
+    from_file = LoadImageOrArrayd(keys="image", track_meta=False)(load_split("test", datalist=nifti)[0])["image"]
+    assert type(from_file) is torch.Tensor
+    np.testing.assert_array_equal(from_file.numpy(), sample["image"])
+    set_track_meta(False)  # None follows MONAI's global switch
+    try:
+        assert type(LoadImageOrArrayd(keys="image")(sample)["image"]) is torch.Tensor
+    finally:
+        set_track_meta(True)
+    assert _plain(LoadImageOrArrayd(keys="image", track_meta=False)) == _plain(LoadImageOrArrayd(keys="image"))
+    with pytest.raises(ValueError, match="track_meta"):
+        LoadImageOrArrayd(keys="image", track_meta="no")
+
+
 def test_load_image_or_array_missing_file(tmp_path):
     missing = tmp_path / "nope.nii.gz"
     with pytest.raises(RuntimeError, match=re.escape(str(missing))):

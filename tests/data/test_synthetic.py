@@ -326,3 +326,33 @@ def test_parse_synthetic_overrides_bad_value(item, key):
 def test_parse_synthetic_overrides_malformed(item):
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_synthetic_overrides([item])
+
+
+def _same_samples(a, b):
+    return len(a) == len(b) and all(
+        x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) if isinstance(x[k], np.ndarray) else x[k] == y[k]
+                                     for k in x) for x, y in zip(a, b))
+
+
+def test_cached_splits_generate_once_and_hand_out_copies(monkeypatch):
+    from spatialspec.data import synthetic
+
+    params = SyntheticParams(m=8, n=16, a=4, b=4, n_val=6, n_test=6)
+    plain = {split: generate_split(params, split, 3) for split in SPLITS}
+    calls = []
+    original = synthetic._generate_split
+    monkeypatch.setattr(synthetic, "_generate_split", lambda *args: calls.append(args) or original(*args))
+    with synthetic.cached_splits():
+        first = generate_split(params, "training", 3)
+        first[0]["image"][:] = 99.0  # a caller changing its samples in place changes no later run's data
+        again = generate_split(SyntheticParams(m=8, n=16, a=4, b=4, n_val=6, n_test=6), "training", np.int64(3))
+        with synthetic.cached_splits():  # nested: the same cache
+            test = generate_split(params, "test", 3)
+            assert _same_samples(generate_split(params, "test", 3), test)
+        other_seed = generate_split(params, "training", 4)
+    assert _same_samples(again, plain["training"]) and _same_samples(test, plain["test"])
+    assert not _same_samples(other_seed, plain["training"])
+    assert [(split, seed) for _, split, seed in calls] == [("training", 3), ("test", 3), ("training", 4)]
+    calls.clear()
+    generate_split(params, "training", 3)  # the cache ended with its block
+    assert calls == [(params, "training", 3)]
