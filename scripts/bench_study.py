@@ -1,22 +1,40 @@
 """Benchmark: the default `spatialspec study` (MONAI bundles, ignite engines) against the same runs written as a plain
-PyTorch loop, in the same process (after an untimed warm-up of both). Prints the wall times and their ratio (goal:
-study / plain <= 1.10).
+PyTorch loop, and what MLflow tracking adds to it, in the same process (after an untimed warm-up of every side).
+Prints the three ratios of issue 17 (goals <= 1.05), each the median over the repetitions of the ratio of their
+sums, with the per-repetition ratios, the median per run and the machine's load:
 
-Both sides do the same work per run: generate the synthetic splits, build the level's supervision, train the same
-UNet full-batch with Adam for the same epochs, evaluate the validation split every epoch (loss, image scores, robust
-AUROC figures), save the best-validation-loss checkpoint, then evaluate it on the test split. The study is timed
-without MLflow (the plain loop has no tracking) and, for information, with MLflow's SQLite store.
+- study / plain: ``spatialspec study`` without tracking (``tracking_uri="none"``) against the plain loop;
+- study + MLflow (SQLite) / study: the default store, a new ``<out>/mlruns.db`` per study (created by the study);
+- study + MLflow (server) / study: a real ``mlflow server`` on 127.0.0.1 (SQLite backend, one worker, started once,
+  :func:`bench_tracking.start_server`).
 
-    .venv/bin/python scripts/bench_study.py [--levels binary,bbox,seg] [--seeds 0,1,2] [--epochs 50]
+Both the plain loop and the study do the same work per run: generate the synthetic splits, build the level's
+supervision, train the same UNet full-batch with Adam for the same epochs, evaluate the validation split every epoch
+(loss, image scores, robust AUROC figures), save the best-validation-loss checkpoint, then evaluate it on the test
+split. The study also does what makes it a study: run identity, a resume checkpoint every epoch, the bootstrap
+intervals and predictions file of the test split, results.json.
+
+Every repetition runs every level x seed once per side, interleaved run by run with the order of the sides rotated
+each run, each study in an output folder of its own (a run already in a folder would be reused, not trained).
+``scripts/bench_tracking.py`` times the whole ``spatialspec study`` command with and without MLflow instead.
+
+    .venv/bin/python scripts/bench_study.py [--levels binary,bbox,seg] [--seeds 0,1,2] [--epochs 50] [--repeats 3]
+        [--skip-mlflow] [--skip-server] [--bundles-dir DIR]
+
+The defaults are issue 17's default study: 9 runs of about 8.5 s per side on an idle 2-core machine, about 16 minutes
+for 3 repetitions of the four sides.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +45,9 @@ from spatialspec.data import SyntheticParams, generate_split
 from spatialspec.metrics import subgroup_aurocs
 from spatialspec.study import StudyConfig, run_study
 from spatialspec.transforms import batch_image_score, specificity_supervision
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tracking import start_server, stop_server  # noqa: E402  (the real server of scripts/bench_tracking.py)
 
 
 def _arrays(samples: list[dict], level: str) -> tuple[torch.Tensor, ...]:
@@ -72,53 +93,90 @@ def plain_run(level: str, seed: int, epochs: int, params: SyntheticParams, ckpt:
     return subgroup_aurocs(scores, test[2], test[3])
 
 
+def _load() -> str:
+    return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", default="binary,bbox,seg")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--skip-mlflow", action="store_true", help="do not time the study with MLflow tracking")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (the goals read their median)")
+    parser.add_argument("--skip-mlflow", action="store_true", help="time neither MLflow side")
+    parser.add_argument("--skip-server", action="store_true", help="time MLflow's SQLite store, not a real server")
+    parser.add_argument("--bundles-dir", default=None, help="the study's bundles (default: the source checkout's)")
     args = parser.parse_args()
-    logging.disable(logging.INFO)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    logging.disable(logging.WARNING)  # the runs' own notices (not converged, ...) would drown the figures
+    warnings.simplefilter("ignore")
     levels = args.levels.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     params = SyntheticParams()
-    torch.set_num_threads(torch.get_num_threads())
+    sides = ["plain", "study"] + ([] if args.skip_mlflow else ["sqlite"] + ([] if args.skip_server else ["server"]))
+    print(f"start: {_load()}", flush=True)
+    # a SIGTERM (timeout, kill) unwinds through the finally below, which stops the server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        # warm-up, untimed: first-call costs (imports, thread pools, allocator) go to neither side
-        plain_run(levels[0], seeds[0], 2, params, Path(tmp) / "warm.pt")
-        run_study(StudyConfig(levels=levels[:1], seeds=seeds[:1], epochs=2, synthetic=params,
-                              out_dir=str(Path(tmp) / "warm"), tracking_uri="none"))
-        # interleaved, run by run, so that drifts of the machine's speed hit both sides alike
-        times: dict[str, list[float]] = {"plain": [], "study": [], "mlflow": []}
-        robust: dict[str, dict[str, list[float]]] = {"plain": {}, "study": {}}
-        for level in levels:
-            for seed in seeds:
-                begin = time.perf_counter()
-                result = plain_run(level, seed, args.epochs, params, Path(tmp) / "plain.pt")
-                times["plain"].append(time.perf_counter() - begin)
-                robust["plain"].setdefault(level, []).append(result["robust_auroc"])
-                sides = [("study", "none")] + ([] if args.skip_mlflow else [("mlflow", None)])
-                for side, tracking in sides:
-                    config = StudyConfig(levels=[level], seeds=[seed], epochs=args.epochs, synthetic=params,
-                                         out_dir=str(Path(tmp) / side), tracking_uri=tracking)
-                    begin = time.perf_counter()
-                    records = run_study(config)
-                    times[side].append(time.perf_counter() - begin)
-                    if side == "study":
-                        robust["study"].setdefault(level, []).append(records[0]["robust_auroc"])
+    with tempfile.TemporaryDirectory(prefix="bench_study_") as tmp:
+        root = Path(tmp)
+        server = None
+        if "server" in sides:
+            (root / "server").mkdir()
+            server, server_uri = start_server(root / "server")
+        tracking = {"study": "none", "sqlite": None, "server": server_uri if server else None}
 
-    plain_s = sum(times["plain"])
-    print(f"runs: {len(times['plain'])} ({','.join(levels)} x seeds {args.seeds}), {args.epochs} epochs each, "
-          f"{torch.get_num_threads()} threads, interleaved")
-    print(f"plain PyTorch loop:         {plain_s:7.1f} s")
-    for side, label in (("study", "spatialspec study:        "), ("mlflow", "spatialspec study + MLflow:")):
-        if times[side]:
-            total = sum(times[side])
-            median = float(np.median(np.array(times[side]) / np.array(times["plain"])))
-            goal = "   (goal <= 1.10)" if side == "study" else ""
-            print(f"{label} {total:7.1f} s   ratio {total / plain_s:.3f}, median per run {median:.3f}{goal}")
+        def study(side: str, level: str, seed: int, epochs: int, out: Path) -> list[dict]:
+            return run_study(StudyConfig(levels=[level], seeds=[seed], epochs=epochs, synthetic=params,
+                                         out_dir=str(out), tracking_uri=tracking[side],
+                                         experiment_name=f"bench-{out.name}", bundles_dir=args.bundles_dir))
+
+        try:
+            # warm-up, untimed: first-call costs (imports, thread pools, allocator, the server's first requests) go
+            # to no side
+            plain_run(levels[0], seeds[0], 2, params, root / "warm.pt")
+            for side in sides[1:]:
+                study(side, levels[0], seeds[0], 2, root / f"warm-{side}")
+            # interleaved run by run, the order of the sides rotated each run, so that drifts of the machine's speed
+            # hit every side alike
+            times: dict[str, list[list[float]]] = {side: [] for side in sides}
+            robust: dict[str, dict[str, list[float]]] = {"plain": {}, "study": {}}
+            turn = 0
+            for repeat in range(args.repeats):
+                for side in sides:
+                    times[side].append([])
+                for level in levels:
+                    for seed in seeds:
+                        for side in sides[turn % len(sides):] + sides[:turn % len(sides)]:
+                            begin = time.perf_counter()
+                            if side == "plain":
+                                result = plain_run(level, seed, args.epochs, params, root / "plain.pt")
+                            else:
+                                result = study(side, level, seed, args.epochs, root / f"r{repeat}-{side}")[0]
+                            times[side][-1].append(time.perf_counter() - begin)
+                            if side in robust:
+                                robust[side].setdefault(level, []).append(result["robust_auroc"])
+                        turn += 1
+                print(f"repetition {repeat + 1}: " + ", ".join(f"{side} {sum(times[side][-1]):.1f} s" for side in sides)
+                      + f"; {_load()}", flush=True)
+        finally:
+            if server is not None:
+                stop_server(server)
+
+    print(f"\nruns: {len(levels) * len(seeds)} ({','.join(levels)} x seeds {args.seeds}), {args.epochs} epochs each, "
+          f"{torch.get_num_threads()} threads, interleaved run by run, {args.repeats} repetitions; end: {_load()}")
+    labels = {"plain": "plain PyTorch loop", "study": "spatialspec study", "sqlite": "study + MLflow (SQLite)",
+              "server": "study + MLflow (server)"}
+    for side in sides:
+        print(f"  {labels[side]:<25} {np.median([sum(t) for t in times[side]]):7.1f} s (median repetition)")
+    ratios = [("study", "plain", "study / plain")] + [(side, "study", f"{labels[side]} / study")
+                                                      for side in ("sqlite", "server") if side in sides]
+    for side, base, label in ratios:
+        per_repeat = [sum(t) / sum(b) for t, b in zip(times[side], times[base])]
+        per_run = [x / y for t, b in zip(times[side], times[base]) for x, y in zip(t, b)]
+        print(f"{label:<34} {np.median(per_repeat):.3f}   (goal <= 1.05; repetitions "
+              f"{', '.join(f'{r:.3f}' for r in per_repeat)}; median per run {np.median(per_run):.3f})")
     for level in levels:
         print(f"  robust AUROC {level:<8} plain {np.mean(robust['plain'][level]):.3f}   "
               f"study {np.mean(robust['study'][level]):.3f}")
