@@ -15,7 +15,8 @@ from spatialspec.data.synthetic import cached_splits
 
 from . import runner
 from .inputs import validate_study_inputs
-from .runner import RunSpec, StudyConfig, _workflow, run_dir, study_runs, train_overrides
+from .runner import RunSpec, StudyConfig, run_dir, study_runs, train_overrides
+from .workflow import build_workflow
 
 __all__ = ["expected_fingerprint", "check_run_folders", "prepare_study", "run_study", "train_missing"]
 
@@ -28,7 +29,7 @@ def expected_fingerprint(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
     Raises:
         InputError: if the bundle config cannot build them (the root cause, in one line).
     """
-    workflow = _workflow(spec.config_files("train", config.bundles_dir), spec.meta_file(config.bundles_dir), None,
+    workflow = build_workflow(spec.config_files("train", config.bundles_dir), spec.meta_file(config.bundles_dir), None,
                          score=config.scores[0], **train_overrides(config, spec))
     return workflow.parser.get_parsed_content("fingerprint")
 

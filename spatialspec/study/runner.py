@@ -14,10 +14,9 @@ from urllib.parse import quote
 from spatialspec._deprecated import moved_names
 from spatialspec.data.synthetic import SyntheticParams
 from spatialspec.levels import parse_level
-from spatialspec.metrics.robust_auroc import FIGURE_NAMES
 from spatialspec.score_names import parse_score
 from spatialspec.selection_rules import STUDY_RULES
-from spatialspec.tracking.buffer import BUFFER_NAME, TrackingBuffer, metric_entry
+from spatialspec.tracking.buffer import BUFFER_NAME
 
 from .bundles import (
     BASELINES,
@@ -33,9 +32,10 @@ from .bundles import (
 )
 from .evaluation import evaluate_scores
 from .predictions import predictions_filename, uncertainty_fields, write_predictions
+from .workflow import build_workflow, tracking_settings
 
 if TYPE_CHECKING:
-    from monai.bundle import ConfigWorkflow
+    pass
 
 __all__ = ["StudyConfig", "RunSpec", "study_runs", "run_dir", "run_training", "study_params", "train_overrides"]
 
@@ -218,38 +218,6 @@ def study_runs(config: StudyConfig) -> list[RunSpec]:
     return runs + method_runs
 
 
-def _overlay_notice(record: Any) -> bool:
-    """False for MONAI's notice that a workflow's configs span folders: every spatialspec run is an overlay chain
-    (:mod:`spatialspec.registry`), and its meta file is always given."""
-    return not str(record.getMessage()).startswith("Not all config files are in ")
-
-
-def _workflow(config_files: list[Path], meta_file: Path, tracking: dict | None, **overrides: Any) -> ConfigWorkflow:
-    import logging
-
-    from monai.bundle import ConfigWorkflow  # torch and MONAI only when a run is built
-
-    from .locator import share_component_table
-
-    monai_logger = logging.getLogger("monai.bundle.workflows")
-    if _overlay_notice not in monai_logger.filters:
-        monai_logger.addFilter(_overlay_notice)
-
-    workflow = ConfigWorkflow(config_file=[str(f) for f in config_files], meta_file=str(meta_file),
-                              logging_file=False, workflow_type=None, tracking=tracking, **overrides)
-    share_component_table(workflow.parser)  # MONAI's component table, built once per process (issue 17)
-    return workflow
-
-
-def _tracking_settings(buffer_file: str | Path | None = None) -> dict:
-    """MONAI's MLflow settings for the trainer and validator only (test figures are logged by the study), with
-    :class:`~spatialspec.tracking.BufferedMLFlowHandler`: an unreachable server buffers the records in
-    ``buffer_file`` (``spatialspec sync`` pushes them)."""
-    from spatialspec.tracking.settings import mlflow_settings  # MONAI's defaults
-
-    return mlflow_settings(None if buffer_file is None else str(buffer_file), engines=("trainer", "validator"))
-
-
 def run_dir(config: StudyConfig, spec: RunSpec) -> Path:
     """Where :func:`run_training` writes a run: ``<out_dir>/runs/<key>``, its best checkpoint under
     ``models/model.pt``."""
@@ -306,11 +274,11 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     meta_file = spec.meta_file(config.bundles_dir)
     tracking = None
     if config.tracking_enabled:
-        tracking = _tracking_settings(Path(config.out_dir).resolve() / BUFFER_NAME)
+        tracking = tracking_settings(Path(config.out_dir).resolve() / BUFFER_NAME)
         common.update(tracking_uri=config.resolved_tracking_uri(), experiment_name=config.experiment_name,
                       run_name=spec.key)
     started = time.perf_counter()
-    train = _workflow(config_files, meta_file, tracking,
+    train = build_workflow(config_files, meta_file, tracking,
                       score=config.scores[0], **common)
     train.initialize()
     fingerprint = train.parser.get_parsed_content("fingerprint")["digest"]
@@ -325,7 +293,7 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     records = []
     eval_overrides = {k: v for k, v in common.items() if k not in ("tracking_uri", "experiment_name", "run_name")}
     evaluations = evaluate_scores(
-        lambda score: _workflow(spec.config_files("evaluate", config.bundles_dir), meta_file, None, score=score,
+        lambda score: build_workflow(spec.config_files("evaluate", config.bundles_dir), meta_file, None, score=score,
                                 **eval_overrides), config.scores)
     for score in config.scores:
         started = time.perf_counter()
@@ -348,53 +316,12 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
         records.append(record)
         train_wall = 0.0  # training time is counted once, in the first score's record
     if tracking is not None:
-        run_id = _log_test_figures(config, spec.key, records)
+        from .tracking import log_test_figures  # MLflow only when the run is tracked
+
+        run_id = log_test_figures(config, spec.key, records)
         for record in records:
             record["run_id"] = run_id
     return records
-
-
-def _log_test_figures(config: StudyConfig, run_name: str, records: list[dict[str, Any]]) -> str | None:
-    """Add the test figures of every score to the run's MLflow record (the validator logged the per-epoch ones), with
-    their bootstrap bounds as ``test_<figure>_ci_low_<score>`` / ``..._ci_high_<score>`` when the study computed
-    them; if the tracking server is unreachable they go to ``<out_dir>/mlflow_buffer.jsonl``.
-
-    Returns:
-        the MLflow run id (``None`` if buffered for a run the store never saw).
-
-    Raises:
-        RuntimeError: if the training run cannot be found in the tracking store.
-    """
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"test_{name}_{r['score'].replace(':', '')}", r[name], now, 0)
-               for r in records for name in FIGURE_NAMES]
-    metrics += [Metric(f"test_{name}_ci_{bound}_{r['score'].replace(':', '')}", r[f"{name}_ci"][i], now, 0)
-                for r in records for name in FIGURE_NAMES if r.get(f"{name}_ci") is not None
-                for i, bound in enumerate(("low", "high"))]
-    # an unreachable server: buffer the figures with the run's other records (returns the run id if known)
-    buffer = TrackingBuffer(Path(config.out_dir).resolve() / BUFFER_NAME, config.resolved_tracking_uri())
-    logged = buffer.attempt(lambda: _log_online(config, run_name, metrics), lambda: buffer.record(
-        "metrics", config.experiment_name, run_name, metrics=[metric_entry(m.key, m.value, m.timestamp, m.step)
-                                                             for m in metrics]))
-    return logged or buffer.known_run_id(config.experiment_name, run_name)
-
-
-def _log_online(config: StudyConfig, run_name: str, metrics: list) -> str:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=config.resolved_tracking_uri())
-    experiment = client.get_experiment_by_name(config.experiment_name)
-    runs = [] if experiment is None else client.search_runs(
-        [experiment.experiment_id], filter_string=f"attributes.run_name = '{run_name}'",
-        order_by=["attributes.start_time DESC"], max_results=1)
-    if not runs:
-        raise RuntimeError(f"MLflow run '{run_name}' not found in experiment '{config.experiment_name}' at "
-                           f"{config.resolved_tracking_uri()}")
-    run_id = runs[0].info.run_id
-    client.log_batch(run_id, metrics=metrics)
-    return run_id
 
 
 def study_params(config: StudyConfig) -> dict[str, Any]:

@@ -1,15 +1,21 @@
-"""MLflow records of a whole study: a parent run holding the study's parameters and result files."""
+"""MLflow records of a whole study: a parent run holding the study's parameters and result files, and the test figures
+added to each run's record."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spatialspec.handlers.run_params import flatten_params
+from spatialspec.metrics.robust_auroc import FIGURE_NAMES
+from spatialspec.tracking.buffer import BUFFER_NAME, TrackingBuffer, metric_entry
 
-__all__ = ["log_study_run"]
+if TYPE_CHECKING:
+    from .runner import StudyConfig
+
+__all__ = ["log_study_run", "log_test_figures"]
 
 _PARAM_BATCH = 100  # MLflow's limit of params per log_batch
 
@@ -70,4 +76,47 @@ def _log_online(tracking_uri: str, experiment_name: str, params: dict[str, Any],
     for child in {r["run_id"] for r in records if r.get("run_id")}:
         client.set_tag(child, "mlflow.parentRunId", run_id)
     client.set_terminated(run_id)
+    return run_id
+
+
+def log_test_figures(config: StudyConfig, run_name: str, records: list[dict[str, Any]]) -> str | None:
+    """Add the test figures of every score to the run's MLflow record (the validator logged the per-epoch ones), with
+    their bootstrap bounds as ``test_<figure>_ci_low_<score>`` / ``..._ci_high_<score>`` when the study computed
+    them; if the tracking server is unreachable they go to ``<out_dir>/mlflow_buffer.jsonl``.
+
+    Returns:
+        the MLflow run id (``None`` if buffered for a run the store never saw).
+
+    Raises:
+        RuntimeError: if the training run cannot be found in the tracking store.
+    """
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"test_{name}_{r['score'].replace(':', '')}", r[name], now, 0)
+               for r in records for name in FIGURE_NAMES]
+    metrics += [Metric(f"test_{name}_ci_{bound}_{r['score'].replace(':', '')}", r[f"{name}_ci"][i], now, 0)
+                for r in records for name in FIGURE_NAMES if r.get(f"{name}_ci") is not None
+                for i, bound in enumerate(("low", "high"))]
+    # an unreachable server: buffer the figures with the run's other records (returns the run id if known)
+    buffer = TrackingBuffer(Path(config.out_dir).resolve() / BUFFER_NAME, config.resolved_tracking_uri())
+    logged = buffer.attempt(lambda: _log_figures_online(config, run_name, metrics), lambda: buffer.record(
+        "metrics", config.experiment_name, run_name, metrics=[metric_entry(m.key, m.value, m.timestamp, m.step)
+                                                             for m in metrics]))
+    return logged or buffer.known_run_id(config.experiment_name, run_name)
+
+
+def _log_figures_online(config: StudyConfig, run_name: str, metrics: list) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=config.resolved_tracking_uri())
+    experiment = client.get_experiment_by_name(config.experiment_name)
+    runs = [] if experiment is None else client.search_runs(
+        [experiment.experiment_id], filter_string=f"attributes.run_name = '{run_name}'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise RuntimeError(f"MLflow run '{run_name}' not found in experiment '{config.experiment_name}' at "
+                           f"{config.resolved_tracking_uri()}")
+    run_id = runs[0].info.run_id
+    client.log_batch(run_id, metrics=metrics)
     return run_id

@@ -7,7 +7,8 @@ from monai.bundle.config_item import ComponentLocator
 
 from spatialspec.study import StudyConfig, study_runs
 from spatialspec.study.locator import SharedComponentLocator
-from spatialspec.study.runner import _workflow, train_overrides
+from spatialspec.study.runner import train_overrides
+from spatialspec.study.workflow import build_workflow
 
 
 def test_workflows_share_one_component_table(tmp_path, monkeypatch):
@@ -20,7 +21,7 @@ def test_workflows_share_one_component_table(tmp_path, monkeypatch):
     spec = study_runs(config)[0]
     digests = []
     for _ in range(3):
-        workflow = _workflow(spec.config_files("train"), spec.meta_file(), None, **train_overrides(config, spec))
+        workflow = build_workflow(spec.config_files("train"), spec.meta_file(), None, **train_overrides(config, spec))
         assert isinstance(workflow.parser.locator, SharedComponentLocator)
         digests.append(workflow.parser.get_parsed_content("fingerprint")["digest"])
     assert len(scans) == 1 and len(set(digests)) == 1  # one scan of MONAI's modules, the same run

@@ -11,7 +11,8 @@ import pytest
 import spatialspec.study.evaluation as evaluation
 from spatialspec.data import SyntheticParams
 from spatialspec.study import StudyConfig, run_study, study_runs
-from spatialspec.study.runner import _workflow, train_overrides
+from spatialspec.study.runner import train_overrides
+from spatialspec.study.workflow import build_workflow
 
 SCORES = ["mean", "max", "topk:5"]
 TINY = SyntheticParams(m=24, n=16, a=4, b=4, n_val=12, n_test=40, mu_y=0.5, rho=0.8)
@@ -45,7 +46,7 @@ def _separate_pass(config, score):
     """What the study did before issue 17: one evaluate.yaml pass for the score alone."""
     spec = study_runs(config)[0]
     result = evaluation.evaluate_scores(
-        lambda s: _workflow(spec.config_files("evaluate"), spec.meta_file(), None, score=s,
+        lambda s: build_workflow(spec.config_files("evaluate"), spec.meta_file(), None, score=s,
                             **train_overrides(config, spec)), [score])
     return result[score]
 
@@ -95,7 +96,7 @@ def test_without_readouts_every_score_gets_its_own_pass(study, monkeypatch):
 
     def make(score):
         passes.append(score)
-        return _workflow(spec.config_files("evaluate"), spec.meta_file(), None, score=score,
+        return build_workflow(spec.config_files("evaluate"), spec.meta_file(), None, score=score,
                          **train_overrides(config, spec))
 
     monkeypatch.setattr(evaluation, "_attach_readouts", lambda workflow, engine, scores: {})
