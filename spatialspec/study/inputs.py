@@ -93,14 +93,14 @@ def check_overrides(config: StudyConfig, runs: Sequence[RunSpec]) -> None:
         return
     from monai.bundle import ConfigParser
 
+    from .config_cache import merged_config
+
     parsers = {}
     for run in runs:
         paths = run.config_files("train", config.bundles_dir)
         files = (run.bundle, tuple(paths))
         if files not in parsers:
-            parser = ConfigParser()
-            parser.read_config([str(p) for p in paths])
-            parsers[files] = parser
+            parsers[files] = ConfigParser(merged_config(paths))
     for key in config.overrides:
         parent = key.rpartition("#")[0]
         lacking = sorted({bundle for (bundle, _), parser in parsers.items() if parent and parent not in parser})

@@ -22,17 +22,20 @@ def _overlay_notice(record: Any) -> bool:
 def build_workflow(config_files: list[Path], meta_file: Path, tracking: dict | None,
                    **overrides: Any) -> ConfigWorkflow:
     """A run's bundle workflow: ``config_files`` merged in order (:mod:`spatialspec.registry`), ``overrides`` as
-    command-line settings, MLflow ``tracking`` settings or ``None``, MONAI's component table shared with the
-    process's earlier workflows (:mod:`.locator`). Imports torch and MONAI on first use."""
+    command-line settings, MLflow ``tracking`` settings or ``None``; the chain's merged content and MONAI's component
+    table are shared with the process's earlier workflows (:mod:`.config_cache`, :mod:`.locator`). Imports torch and
+    MONAI on first use."""
     from monai.bundle import ConfigWorkflow
 
+    from .config_cache import merged_config_file
     from .locator import share_component_table
 
     monai_logger = logging.getLogger("monai.bundle.workflows")
     if _overlay_notice not in monai_logger.filters:
         monai_logger.addFilter(_overlay_notice)
 
-    workflow = ConfigWorkflow(config_file=[str(f) for f in config_files], meta_file=str(meta_file),
+    # the chain merged once per process (.config_cache), not parsed again for every workflow (issue 17)
+    workflow = ConfigWorkflow(config_file=merged_config_file(config_files), meta_file=str(meta_file),
                               logging_file=False, workflow_type=None, tracking=tracking, **overrides)
     share_component_table(workflow.parser)  # MONAI's component table, built once per process (issue 17)
     return workflow

@@ -271,9 +271,10 @@ def test_standard_ids(name):
 
 @pytest.mark.parametrize("name", sorted(registry.METHODS))
 def test_synthetic_data_takes_the_fast_paths(name, tmp_path):
-    """On the built-in synthetic data every method fills its caches in the calling thread, loads plain tensors and
-    replays the validation batches (issue 17): checks the wiring, not the speed (tests/data/test_caching.py checks
-    that the samples and batches are MONAI's)."""
+    """On the built-in synthetic data every method fills its caches in the calling thread, loads plain tensors,
+    replays the validation batches and (where its training set is the cache itself, not a wrapper a first stage
+    changes) gathers the shuffled training batches from one collation (issue 17): checks the wiring, not the speed
+    (tests/data/test_caching.py checks that the samples and batches are MONAI's)."""
     import torch
     from monai.data import MetaTensor
 
@@ -288,6 +289,9 @@ def test_synthetic_data_takes_the_fast_paths(name, tmp_path):
     first, again = list(loader), list(loader)
     assert len(first) == len(again) > 0
     assert all(torch.equal(a["image"], b["image"]) for a, b in zip(first, again, strict=True))
+    shuffled = workflow.parser.get_parsed_content("train#dataloader")
+    assert isinstance(shuffled, ReplayDataLoader) and not shuffled.replays
+    assert shuffled.gathers == (not registry.method(name).two_stage)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ from spatialspec.transforms import LoadImageOrArrayd, SpecificityLabeld
 DATA = generate_split(SyntheticParams(m=7, n=16, a=4, b=4, n_val=11, n_test=5), "validation", 2)
 PIPELINE = Compose([LoadImageOrArrayd(keys=["image", "label"], track_meta=False),
                     SpecificityLabeld(keys="label", level="bbox"), EnsureTyped(keys=["image", "label"])])
+# the bundles' training pipeline on in-memory data: plain tensors, no MetaTensor
+PLAIN = Compose([LoadImageOrArrayd(keys=["image", "label"], track_meta=False),
+                 SpecificityLabeld(keys="label", level="bbox"), EnsureTyped(keys=["image", "label"], track_meta=False)])
 
 
 def _same(a, b) -> None:
@@ -138,8 +141,67 @@ def test_replay_loader_does_not_replay_what_changes_between_epochs():
         assert len(batches) == 3 and batches[0]["image"].dtype == torch.float64
     assert not boundary.replays and _Counting.fetched == 2 * len(DATA)
     assert not ReplayDataLoader(DATA, batch_size=4, shuffle=True).replays
+    assert not ReplayDataLoader(DATA, batch_size=4, shuffle=True).gathers  # not a CacheDataset: its samples may change
     assert not ReplayDataLoader(DATA, batch_size=4, sampler=torch.utils.data.RandomSampler(DATA)).replays
     random = Compose([PIPELINE, RandFlipd(keys="image", prob=0.5)])
     assert not ReplayDataLoader(CacheDataset(DATA, random, progress=False), batch_size=4).replays
     nested = Compose([PIPELINE, Lambdad(keys="y", func=int)])  # a Compose in a Compose is not random itself
     assert ReplayDataLoader(CacheDataset(DATA, nested, progress=False)).replays
+
+
+def _shuffled_epochs(cls, dataset, epochs: int = 3, **kwargs) -> tuple[list, list]:
+    """Each epoch's batches and a draw of the global RNG after it, from a fixed seed."""
+    torch.manual_seed(5)
+    loader = cls(dataset, batch_size=4, **kwargs)
+    batches, draws = [], []
+    for _ in range(epochs):
+        batches.append(list(loader))
+        draws.append(torch.randint(0, 1 << 30, (2,)).tolist())
+    return batches, draws
+
+
+@pytest.mark.parametrize("sampler", ["shuffle", "replacement", "distributed"])
+def test_shuffled_batches_are_gathered_from_one_collation(sampler):
+    """shuffle=True (and any sampler that is not sequential): the whole set is collated once and each epoch's batches
+    are gathered in the sampler's order: the batches and the global random numbers of a DataLoader."""
+    dataset = _Counting(DATA, PLAIN, cache_rate=1.0, num_workers=0, progress=False)
+
+    def kwargs():
+        if sampler == "shuffle":
+            return {"shuffle": True}
+        if sampler == "replacement":
+            return {"sampler": torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=9)}
+        return {"sampler": torch.utils.data.DistributedSampler(dataset, num_replicas=2, rank=1, seed=3)}
+
+    reference, reference_draws = _shuffled_epochs(DataLoader, dataset, **kwargs())
+    _Counting.fetched = 0
+    gathered, gathered_draws = _shuffled_epochs(ReplayDataLoader, dataset, **kwargs())
+    assert _Counting.fetched == len(DATA)  # one collation, then gathering
+    assert gathered_draws == reference_draws
+    assert [len(epoch) for epoch in gathered] == [len(epoch) for epoch in reference]
+    for epoch, expected in zip(gathered, reference):
+        for batch, want in zip(epoch, expected):
+            _same(batch, want)
+    if sampler == "shuffle":  # the epochs differ: the order really is the sampler's
+        assert [b["id"] for b in reference[0]] != [b["id"] for b in reference[1]]
+    gathered[0][0]["image"].fill_(-1.0)  # a gathered batch is a copy: later epochs are unchanged
+    again, _ = _shuffled_epochs(ReplayDataLoader, dataset, epochs=1, **kwargs())
+    _same(again[0][0], reference[0][0])
+
+
+def test_gathering_follows_a_replaced_cache_and_falls_back_where_it_cannot():
+    dataset = CacheDataset(DATA, PLAIN, progress=False)
+    loader = ReplayDataLoader(dataset, batch_size=4, shuffle=True)
+    assert loader.gathers
+    assert len(list(loader)) == 3
+    dataset.set_data(DATA[:6])  # MONAI's set_data: a new cache, collated again
+    batches = list(loader)
+    assert loader.gathers and sum(len(b["id"]) for b in batches) == 6
+    assert {i for b in batches for i in b["id"]} == {entry["id"] for entry in DATA[:6]}
+    random = Compose([PLAIN, RandFlipd(keys="image", prob=0.5)])
+    assert not ReplayDataLoader(CacheDataset(DATA, random, progress=False), batch_size=4, shuffle=True).gathers
+    tracked = Compose([LoadImageOrArrayd(keys=["image", "label"], track_meta=True)])  # MetaTensor: a DataLoader
+    meta = ReplayDataLoader(CacheDataset(DATA, tracked, progress=False), batch_size=4, shuffle=True)
+    assert len(list(meta)) == 3 and not meta.gathers
+    tight = ReplayDataLoader(CacheDataset(DATA, PLAIN, progress=False), max_bytes=1000, batch_size=4, shuffle=True)
+    assert len(list(tight)) == 3 and not tight.gathers
