@@ -4,6 +4,7 @@ Subpackages, one concept each: :mod:`spatialspec.data` (synthetic data model, da
 (specificity supervision, image scores), :mod:`spatialspec.metrics` (robust AUROC), :mod:`spatialspec.handlers`
 (ignite handlers), :mod:`spatialspec.losses`, :mod:`spatialspec.networks`, :mod:`spatialspec.robust` (the JTT and
 GEORGE baselines), :mod:`spatialspec.ssl` and :mod:`spatialspec.spl` (Seg-SSL and Seg-SPL, Sec. 4.2),
+:mod:`spatialspec.guided` (the classifier guided by location labels: RRR, GradMask, ActDiff, GAIN),
 :mod:`spatialspec.embeddings` (embedding extraction), :mod:`spatialspec.theory` (variance and MI measures, App. B),
 :mod:`spatialspec.cost` (annotation cost, Sec. 4.1; the budget planner), :mod:`spatialspec.study` (the level x seed
 study), :mod:`spatialspec.sweep` (a study as independent runs).
@@ -11,8 +12,8 @@ study), :mod:`spatialspec.sweep` (a study as independent runs).
 Where things go: the layer packages, named after MONAI's (``transforms``, ``losses``, ``metrics``, ``handlers``,
 ``networks``, ``data``), hold the reusable pieces, which any level, method or bundle may wire (e.g. ``GroupDROLoss``,
 ``PixelSimilarityLoss``, ``FeatureMapHook``, ``AttachToTrainer``). Each method package (``robust.jtt``,
-``robust.george``, ``ssl``, ``spl``) holds what only that method uses: its stage writers, trainer objectives, data
-sets and transforms (e.g. ``JTTErrorSetWriter``, ``GroupDROObjective``, ``PseudoLabelWriter``,
+``robust.george``, ``ssl``, ``spl``, ``guided``) holds what only that method uses: its stage writers, trainer
+objectives, data sets and transforms (e.g. ``JTTErrorSetWriter``, ``GroupDROObjective``, ``PseudoLabelWriter``,
 ``PixelSimilarityObjective``). A piece a second method starts to use moves to its layer package. A name that moves
 keeps its old path for one release, with a ``DeprecationWarning`` (:mod:`spatialspec._deprecated`).
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         data,
         embeddings,
         errors,
+        guided,
         handlers,
         identity,
         levels,
@@ -52,8 +54,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["cost", "data", "embeddings", "errors", "handlers", "identity", "levels", "losses", "metrics", "networks",
-           "robust", "spl", "ssl", "theory", "transforms", "__version__"]
+__all__ = ["cost", "data", "embeddings", "errors", "guided", "handlers", "identity", "levels", "losses", "metrics",
+           "networks", "robust", "spl", "ssl", "theory", "transforms", "__version__"]
 
 _SUBPACKAGES = frozenset(__all__) - {"__version__"}
 

@@ -81,8 +81,8 @@ class MethodEntry:
 
     @property
     def image_labels_only(self) -> bool:
-        """Whether its data need no abnormal mask (the classifier family)."""
-        return self.family == "classifier"
+        """Whether its data need no abnormal mask (the classifier family trained on image labels alone)."""
+        return self.family == "classifier" and self.cost_label == "binary"
 
     @property
     def two_stage(self) -> bool:
@@ -93,6 +93,10 @@ class MethodEntry:
 # the first stage JTT and GEORGE share (App. A.2: both start from the same ERM model)
 _ERM_STAGE = "binary_classification/configs/erm_stage.yaml"
 _ERM_STAGE_PAPER = "binary_classification/configs/erm_stage_paper_scale.yaml"
+
+# the mask-guided classifiers (issue 15): one bundle, one overlay per method, any location level (seg the default)
+_GUIDED = "mask_guided_classification"
+_GUIDED_LEVELS = ("seg", "bbox", "dilate", "patch")
 
 #: every level and method, by study name
 METHODS: dict[str, MethodEntry] = {e.name: e for e in (
@@ -113,11 +117,22 @@ METHODS: dict[str, MethodEntry] = {e.name: e for e in (
                 paper_overlays=(_ERM_STAGE_PAPER, "george_classification/configs/paper_scale.yaml"), levels=("binary",),
                 reads_spurious="validation", cost_label="binary", budgets=False, stage_epochs="erm_epochs",
                 summary="GEORGE: inferred groups + group DRO on binary labels (Table 1, App. A.2)"),
+    MethodEntry("dfr", "dfr_classification", "classifier", "dfr", overlays=("dfr_classification/configs/train.yaml",),
+                levels=("binary",), reads_spurious="validation", cost_label="binary", budgets=False,
+                summary="Deep Feature Reweighting: ERM classifier, last layer refitted on balanced validation "
+                        "groups (Kirichenko et al. 2023)"),
     MethodEntry("seg-ssl", "seg_ssl", "pixelwise", "ssl", overlays=("seg_ssl/configs/train.yaml",),
                 stage_epochs="initial_epochs",
                 summary="semi-supervised segmentation, image-level similarity loss (Sec. 4.2.1)"),
     MethodEntry("seg-spl", "segmentation", "pixelwise", "spl", overlays=("segmentation/configs/spl.yaml",),
                 summary="supervised pixel-level similarity loss (Sec. 4.2.2)"),
+    *(MethodEntry(name, _GUIDED, "classifier", name, overlays=(f"{_GUIDED}/configs/train.yaml",
+                                                             f"{_GUIDED}/configs/{name}.yaml"),
+                  levels=_GUIDED_LEVELS, summary=summary) for name, summary in (
+        ("rrr", "classifier + input-gradient penalty outside the location label (Ross et al. 2017)"),
+        ("gradmask", "classifier + logit-difference saliency outside the location label (Simpson et al. 2019)"),
+        ("actdiff", "classifier + activation distance to the background-replaced image (Viviano et al. 2021)"),
+        ("gain", "classifier + Grad-CAM supervised by the location label (after Li et al. 2018)"))),
 )}
 
 
@@ -252,17 +267,23 @@ def bundle_config_files(bundle_dir: str | os.PathLike, names: Sequence[str | os.
     (``train.yaml``, ``evaluate.yaml``, ``inference.yaml``, ``paper_scale.yaml``, ``siim.yaml``, ``isic.yaml``,
     ``multi_gpu_train.yaml``, or a file of the folder such as ``spl.yaml``).
 
-    A folder of the source tree's ``bundles/`` is an overlay: its whole chain (:func:`config_files` of its first
-    :data:`METHODS` entry) comes first, ``paper_scale.yaml`` and the others go where :func:`config_files` puts them.
-    Any other folder (``spatialspec bundle export`` output, a model-zoo bundle) is self-contained: its
-    ``configs/<name>`` files, in order. Absolute paths are taken as they are.
+    A folder of the source tree's ``bundles/`` is an overlay: its whole chain (:func:`config_files` of the
+    :data:`METHODS` entry whose own overlay ``names`` holds, else of its first entry) comes first,
+    ``paper_scale.yaml`` and the others go where :func:`config_files` puts them. Any other folder
+    (``spatialspec bundle export`` output, a model-zoo bundle) is self-contained: its ``configs/<name>`` files, in
+    order. Absolute paths are taken as they are.
 
     Raises:
         FileNotFoundError: naming a config file that does not exist.
     """
     folder = Path(bundle_dir).expanduser().resolve()
     root = folder.parent
-    entry = next((e for e in METHODS.values() if e.bundle == folder.name), None)
+    entries = [e for e in METHODS.values() if e.bundle == folder.name]
+    # a bundle of several methods (segmentation: seg, seg-spl; mask_guided_classification): the one whose own
+    # overlay is named, else the first
+    named = {Path(n).name for n in names} - {"train.yaml"}
+    entry = next((e for e in entries if named & {Path(o).name for o in e.overlays if o.startswith(f"{folder.name}/")}),
+                 entries[0] if entries else None)
     paths: list[Path] = []
     if entry is not None and (root / COMMON / "configs" / "train.yaml").is_file():
         options: dict = {"kind": "train", "dataset": None, "paper_scale": False, "multi_gpu": False}

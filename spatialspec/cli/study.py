@@ -65,7 +65,8 @@ def add_study_arguments(parser: argparse.ArgumentParser, experiment_name: str, t
     parser.add_argument("--levels", default="binary,bbox,seg", help="comma-separated levels: binary, patch:K, "
                         "dilate:R, bbox, bbox:all, seg (default: %(default)s); '' for none")
     parser.add_argument("--methods", default="", help="comma-separated methods beyond the levels: the binary-label "
-                        "baselines jtt and george, the cost-robustness methods seg-ssl and seg-spl "
+                        "baselines jtt and george, the cost-robustness methods seg-ssl and seg-spl, the mask-guided "
+                        "classifiers rrr, gradmask, actdiff and gain (at seg, or METHOD:LEVEL such as rrr:bbox) "
                         "(`spatialspec bundle list`; default: none)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
     parser.add_argument("--score", default="mean", help="comma-separated image scores: mean, max, topk:K; the first "

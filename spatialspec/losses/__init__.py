@@ -8,8 +8,16 @@ from spatialspec._deprecated import moved_names
 from .cross_entropy import ChannelCrossEntropyLoss
 from .group_dro import GroupDROLoss
 from .image_similarity import ImageSimilarityLoss
+from .mask_guided import (
+    ActivationDifferenceLoss,
+    AttentionMaskLoss,
+    GradMaskLoss,
+    MaskGuidedLoss,
+    RightReasonsLoss,
+)
 from .pixel_similarity import PixelSimilarityLoss
 
 __all__ = ["ChannelCrossEntropyLoss", "GroupDROLoss", "ImageSimilarityLoss", "PixelSimilarityLoss"]
+__all__ += ["MaskGuidedLoss", "RightReasonsLoss", "GradMaskLoss", "ActivationDifferenceLoss", "AttentionMaskLoss"]
 
 __getattr__ = moved_names(__name__, {"GroupDROObjective": "spatialspec.robust.george.GroupDROObjective"})

@@ -10,16 +10,17 @@ from spatialspec.levels import SpecificityLevel, parse_level
 from spatialspec.registry import METHODS as REGISTRY
 from spatialspec.registry import config_files, find_bundles_dir, meta_file, method_for_run
 
-__all__ = ["find_bundles_dir", "bundle_for", "study_level", "study_method", "run_configs", "run_meta_file",
-           "BINARY_MODELS", "BASELINES", "METHODS", "IMAGE_LABEL_BUNDLES", "STAGE_EPOCHS"]
+__all__ = ["find_bundles_dir", "bundle_for", "study_level", "study_method", "method_level", "run_configs",
+           "run_meta_file", "BINARY_MODELS", "BASELINES", "METHODS", "IMAGE_LABEL_BUNDLES", "STAGE_EPOCHS"]
 
 #: the models that train the ``binary`` level (a study's ``--binary-models``)
 BINARY_MODELS = ("pixel", "classifier")
 #: the robust-training baselines on binary labels (Table 1, App. A.2): study name -> bundle
-BASELINES = {e.name: e.bundle for e in REGISTRY.values() if e.family == "classifier" and e.model != "classifier"}
-#: the cost-robustness methods of Sec. 4.2 / Fig. 4: study name -> (level, model)
+BASELINES = {e.name: e.bundle for e in REGISTRY.values() if e.image_labels_only and e.model != "classifier"}
+#: the location-supervised methods: the cost-robustness methods of Sec. 4.2 / Fig. 4 and the mask-guided
+#: classifiers (issue 15), trained at their default level and every label budget: study name -> (level, model)
 METHODS = {e.name: (e.levels[0], e.model) for e in REGISTRY.values()
-           if e.family == "pixelwise" and e.model not in ("pixel",)}
+           if not e.image_labels_only and e.model not in ("pixel",)}
 #: the bundles that train on image labels only: their datalist entries need no abnormal mask ('label')
 IMAGE_LABEL_BUNDLES = tuple(dict.fromkeys(e.bundle for e in REGISTRY.values() if e.image_labels_only))
 #: the setting holding the epochs of a two-stage bundle's first stage (default: the final stage's `epochs`); a study
@@ -44,16 +45,36 @@ def study_level(name: str) -> str:
 
 
 def study_method(name: str) -> str:
-    """A study's method entry (``jtt``, ``george``, ``seg-ssl``, ``seg-spl``), lower-cased.
+    """A study's method entry (``jtt``, ``george``, ``seg-ssl``, ``seg-spl``, ``rrr``, ...), lower-cased; a method
+    that trains at several levels (the mask-guided classifiers, issue 15) may name one as ``METHOD:LEVEL``
+    (``rrr:bbox``, ``gain:dilate:2``), returned with the level's canonical name; without one it trains at its default
+    level.
 
     Raises:
-        ValueError: naming the entry and the methods when it is not one.
+        ValueError: naming the entry and the methods when it is not one, or the levels the method trains when the
+            level is not one of them.
     """
-    key = str(name).strip().lower()
+    key, _, level = str(name).strip().lower().partition(":")
     if key not in (*BASELINES, *METHODS):
         raise ValueError(f"unknown method {name!r}: the binary-label baselines {', '.join(BASELINES)} or the "
                          f"cost-robustness methods {', '.join(METHODS)}")
-    return key
+    if not level:
+        return key
+    entry = REGISTRY[key]
+    try:
+        parsed = parse_level(level)
+    except ValueError as e:
+        raise ValueError(f"method {name!r}: {e}") from None
+    if key in BASELINES or parsed.kind not in entry.levels:
+        raise ValueError(f"method {name!r}: {key} trains at {', '.join(entry.levels)} only")
+    return f"{key}:{parsed.name}"
+
+
+def method_level(name: str) -> tuple[str, str]:
+    """The method and the level of a :func:`study_method` entry: ``rrr:bbox`` -> ``("rrr", "bbox")``, ``rrr`` ->
+    ``("rrr", "seg")`` (its default level)."""
+    key, _, level = name.partition(":")
+    return key, level or METHODS[key][0]
 
 
 def bundle_for(level: str | SpecificityLevel, model: str = "pixel") -> str:

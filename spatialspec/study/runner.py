@@ -25,6 +25,7 @@ from .bundles import (
     STAGE_EPOCHS,
     bundle_for,
     find_bundles_dir,
+    method_level,
     run_configs,
     run_meta_file,
     study_level,
@@ -196,15 +197,17 @@ class RunSpec:
 def study_runs(config: StudyConfig) -> list[RunSpec]:
     """Every (level or method, model, budget, seed) run of ``config``: the levels first (non-binary levels with the
     pixel-wise model, ``binary`` with each of ``binary_models``), then the methods: a baseline (``jtt``, ``george``)
-    is a ``binary`` run with the baseline as its model, a cost-robustness method (``seg-ssl``, ``seg-spl``) a ``seg``
-    run with the method as its model. Location-supervised levels and methods get one run per label budget of
-    ``config.location_labels``; binary runs are trained once, on all samples."""
+    is a ``binary`` run with the baseline as its model, a location method (``seg-ssl``, ``seg-spl``, ``rrr``, ...) a
+    run at its default level (``seg``), or at the level its entry names (``rrr:bbox``), with the method as its model.
+    Location-supervised levels and methods get one run per label budget of ``config.location_labels``; binary runs are
+    trained once, on all samples."""
     runs = []
     for name in config.methods:
         if name in BASELINES:
             runs.extend(RunSpec("binary", name, seed, bundle_for("binary", name)) for seed in config.seeds)
             continue
-        base, model = METHODS[name]
+        method, base = method_level(name)
+        model = METHODS[method][1]
         runs.extend(RunSpec(base, model, seed, bundle_for(base, model), n)
                     for n in config.location_labels for seed in config.seeds)
     method_runs, runs = runs, []

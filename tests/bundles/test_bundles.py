@@ -24,8 +24,9 @@ from spatialspec import registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLES_DIR = REPO_ROOT / "bundles"
-# the levels and methods run end to end here, one per bundle (Seg-SSL and Seg-SPL: test_budget_configs.py)
-NAMES = ("seg", "bbox", "classifier", "jtt", "george")
+# the levels and methods run end to end here, one per bundle (Seg-SSL and Seg-SPL: test_budget_configs.py; the other
+# mask-guided classifiers: tests/guided)
+NAMES = ("seg", "bbox", "classifier", "jtt", "george", "dfr", "rrr")
 # the binary-label baselines train an ERM model first: one epoch of it in tests, and PCA for GEORGE's clustering
 # (UMAP is covered by tests/robust/test_george.py)
 TWO_STAGE_ARGS = {"jtt": ["--erm_epochs", "1"], "george": ["--erm_epochs", "1", "--reducer", "pca"]}

@@ -34,7 +34,7 @@ from tests.fixtures_real import make_isic, make_siim, write_tubes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLES_DIR = REPO_ROOT / "bundles"
-NAMES = ("seg", "bbox", "classifier", "jtt", "george")
+NAMES = ("seg", "bbox", "classifier", "jtt", "george", "rrr")
 DATASETS = ("siim", "isic")
 CASES = [(n, d) for n in NAMES for d in DATASETS]
 WRITTEN = 64  # side of the written PNGs
@@ -130,7 +130,12 @@ def test_preprocessing_matches_the_files(name, dataset, real_data):
         np.testing.assert_allclose(item["image"].numpy(), image, atol=4e-3, rtol=1e-3)
         if _classifier(name):
             assert int(item["label"]) == label == entry["y"]
-        else:
+        if registry.method(name).cost_label == "level" and _classifier(name):
+            # the classifier guided by location labels keeps the level's supervision (seg: the mask) as `location`
+            mask = _block_any(_png(Path(entry["lesion" if dataset == "isic" else "label"])) > 0)
+            np.testing.assert_array_equal(item["location"].numpy().astype(bool), mask)
+            positives += int(mask.any())
+        elif not _classifier(name):
             np.testing.assert_array_equal(item["label"].numpy(), label.astype(np.float32))
             positives += int(label.any())
         # compact cache: 16-bit images (and 8-bit labels for the pixel-wise bundles)
@@ -138,7 +143,7 @@ def test_preprocessing_matches_the_files(name, dataset, real_data):
         assert cached["image"].dtype == torch.float16
         if not _classifier(name):
             assert cached["label"].dtype == torch.uint8
-    if not _classifier(name):
+    if not registry.method(name).image_labels_only:
         assert positives > 0  # the comparison covered non-empty supervision
     # the network takes the data set's channels and, for ISIC pixel-wise, gives three classes
     batch = torch.stack([dataset_obj[i]["image"] for i in range(2)])

@@ -75,5 +75,5 @@ def test_initialize_validates_the_datalist_first(name, kind, datalists):
 
 
 def test_every_config_chain_is_covered():
-    # seven levels and methods x train, DDP train, evaluate, inference: every method has every chain by construction
-    assert len(CASES) == 28 and len(registry.METHODS) == 7
+    # twelve levels and methods x train, DDP train, evaluate, inference: every method has every chain by construction
+    assert len(CASES) == 48 and len(registry.METHODS) == 12

@@ -79,6 +79,22 @@ def test_methods_given_as_levels_move_to_methods_with_a_warning():
         StudyConfig(levels=[], methods=[], seeds=[0])
 
 
+def test_a_mask_guided_method_trains_at_the_level_its_entry_names():
+    """``METHOD:LEVEL`` (issue 15): the mask-guided classifiers take their location label from any level."""
+    config = StudyConfig(levels=[], methods=["RRR:BBox", "rrr", "gain:dilate:2"], seeds=[0], location_labels=[8])
+    assert config.methods == ["rrr:bbox", "rrr", "gain:dilate:2"]
+    assert [(r.level, r.model, r.bundle, r.key) for r in study_runs(config)] == [
+        ("bbox", "rrr", "mask_guided_classification", "bbox-rrr-n8-s0"),
+        ("seg", "rrr", "mask_guided_classification", "seg-rrr-n8-s0"),
+        ("dilate:2", "gain", "mask_guided_classification", "dilate2-gain-n8-s0")]
+    with pytest.raises(ValueError, match="seg-ssl trains at seg only"):
+        StudyConfig(levels=[], methods=["seg-ssl:bbox"], seeds=[0])
+    with pytest.raises(ValueError, match="jtt trains at binary only"):
+        StudyConfig(levels=[], methods=["jtt:seg"], seeds=[0])
+    with pytest.raises(ValueError, match="method 'rrr:bogus'"):
+        StudyConfig(levels=[], methods=["rrr:bogus"], seeds=[0])
+
+
 def test_row_label_names_the_baseline():
     assert row_label({"level": "binary", "model": "george"}) == "binary (george)"
     assert row_label({"level": "binary", "model": "classifier"}) == "binary (classifier)"
