@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                            "$(spatialspec bundle configs jtt --meta).")
     _add_chain_arguments(configs)
     configs.add_argument("--kind", dest="workflow", choices=KINDS, default="train",
-                         help="train (default), evaluate (a checkpoint on the test split) or inference")
+                         help="train (default), evaluate (a checkpoint on the test split) or inference (a "
+                              "datalist split, or the DICOM / PNG / JPEG files of --input_dir)")
     configs.add_argument("--multi-gpu", action="store_true", help="merge the DDP config (torchrun; train only)")
     shown = configs.add_mutually_exclusive_group()
     shown.add_argument("--command", dest="show_command", action="store_true",

@@ -38,6 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="serve this bundle folder under NAME instead of the default one, repeatable")
     parser.add_argument("--bundles-dir", help="where the spatialspec bundles live (default: $SPATIALSPEC_BUNDLES or "
                                               "the checkout's bundles/)")
+    parser.add_argument("--dataset", choices=("siim", "isic"),
+                        help="the models were trained on this data set: serve them with its training preprocessing "
+                             "(DICOM or JPEG/PNG in, resized to image_size; default: the synthetic data's)")
+    parser.add_argument("--paper-scale", action="store_true",
+                        help="the checkpoints are of the paper-scale networks (App. A.1, A.2)")
+    parser.add_argument("--set", dest="settings", action="append", metavar="ID=VALUE",
+                        help="a setting written into the exported configs (YAML value), repeatable, e.g. "
+                             "--set image_size=256 for a model trained at that size")
     parser.add_argument("--force", action="store_true", help="replace an existing --out folder")
     parser.add_argument("--serve", action="store_true", help="then run `monailabel start_server` on the app")
     parser.add_argument("--studies", help="with --serve: the studies folder (images; labels go to labels/final)")
@@ -54,6 +62,7 @@ def start_server_command(app: str | os.PathLike, studies: str, models: list[str]
 
 
 def _label_app(args: argparse.Namespace) -> int:
+    from spatialspec.cli.bundle import parse_settings
     from spatialspec.label import install_label_app, packaged_app_dir
 
     if not args.out:
@@ -68,7 +77,8 @@ def _label_app(args: argparse.Namespace) -> int:
                          "--label` and use .venv-label/bin/spatialspec")
     checkpoints = _pairs("--checkpoint", args.checkpoint)
     out = install_label_app(args.out, checkpoints, bundles=_pairs("--bundle", args.bundle),
-                            bundles_dir=args.bundles_dir, force=args.force)
+                            bundles_dir=args.bundles_dir, force=args.force, dataset=args.dataset,
+                            paper_scale=args.paper_scale, overrides=parse_settings(args.settings))
     command = start_server_command(out, args.studies or "STUDIES", list(checkpoints), args.host, args.port)
     print(f"MONAI Label app written to {out} (models: {', '.join(checkpoints)})")
     if not args.serve:

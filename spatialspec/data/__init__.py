@@ -15,13 +15,15 @@ from typing import Any
 
 from . import isic, safe_pickle, siim
 from .datalist import load_split, write_synthetic_datalist
+from .folder import folder_datalist
 from .subsample import stratified_order, stratified_subset
 from .synthetic import SPLITS, SyntheticParams, generate_split, parse_synthetic_overrides
 from .validate import DatalistError, DatalistReport, validate_datalist
 
 __all__ = ["SPLITS", "SyntheticParams", "generate_split", "parse_synthetic_overrides", "load_split",
-           "write_synthetic_datalist", "validate_datalist", "DatalistReport", "DatalistError", "stratified_order",
-           "stratified_subset", "siim", "isic", "safe_pickle", "SerialCacheDataset", "ReplayDataLoader"]
+           "write_synthetic_datalist", "folder_datalist", "validate_datalist", "DatalistReport", "DatalistError",
+           "stratified_order", "stratified_subset", "siim", "isic", "safe_pickle", "SerialCacheDataset",
+           "ReplayDataLoader"]
 
 _CACHING = ("SerialCacheDataset", "ReplayDataLoader")
 

@@ -4,9 +4,10 @@ MONAI Label serves bundles from the app's ``model/<name>`` folders (``configs/in
 ``configs/metadata.json`` and ``models/model.pt``). The repository's bundles are overlays of one base per model
 family, so :func:`install_label_app` exports each served level as a self-contained bundle there
 (:func:`spatialspec.zoo.export_bundle`: a self-contained ``inference.yaml``, the merged ``train.yaml`` MONAI Label
-fine-tunes with), with the checkpoint the user names as ``models/model.pt`` once it loads weights-only and strictly
-into the exported network. A folder given with ``bundles`` (e.g. an exported bundle) is copied as it is. Nothing is
-downloaded: the app never consults MONAI Label's model zoo.
+fine-tunes with; for a SIIM or ISIC model, with that data set's training preprocessing and, for a paper-scale
+checkpoint, the paper-scale network), with the checkpoint the user names as ``models/model.pt`` once it loads
+weights-only and strictly into the exported network. A folder given with ``bundles`` (e.g. an exported bundle) is
+copied as it is. Nothing is downloaded: the app never consults MONAI Label's model zoo.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from spatialspec.atomic import replace_folder
-from spatialspec.registry import METHODS
+from spatialspec.registry import DATASETS, METHODS
 
 __all__ = ["DEFAULT_METHODS", "DEFAULT_BUNDLES", "install_label_app", "packaged_app_dir"]
 
@@ -50,15 +52,28 @@ def _check_checkpoint(name: str, bundle: Path, checkpoint: Path) -> None:
         raise ValueError(f"--checkpoint {name}: {e}") from None
 
 
-def _export(name: str, target: Path, checkpoint: Path, bundles_dir: Path) -> None:
+def _configuration(dataset: str | None, paper_scale: bool) -> str:
+    """The exported configuration in words, and how to ask for another one."""
+    scale = "paper-scale" if paper_scale else "default-size"
+    data = f"{dataset.upper()} data" if dataset else "synthetic data"
+    return (f"exported as the {scale} network for {data}; a checkpoint trained with another configuration needs "
+            "its --dataset siim|isic, --paper-scale and --set options")
+
+
+def _export(name: str, target: Path, checkpoint: Path, bundles_dir: Path, dataset: str | None, paper_scale: bool,
+            overrides: Mapping[str, Any]) -> None:
     """Export the level serving ``name`` into ``target`` with ``checkpoint`` (no figures measured)."""
     from spatialspec.zoo import export_bundle
 
     try:
-        export_bundle(DEFAULT_METHODS[name], target, checkpoint=checkpoint, bundles_dir=bundles_dir, measure=False)
+        export_bundle(DEFAULT_METHODS[name], target, checkpoint=checkpoint, dataset=dataset, paper_scale=paper_scale,
+                      bundles_dir=bundles_dir, overrides=overrides, measure=False)
     except ValueError as e:
         text = str(e)
-        text = text[len("checkpoint: "):] if text.startswith("checkpoint: ") else text
+        if text.startswith("overrides: "):
+            raise ValueError(f"--set: {text[len('overrides: '):]}") from None
+        if text.startswith("checkpoint: "):
+            text = f"{text[len('checkpoint: '):]} ({_configuration(dataset, paper_scale)})"
         raise ValueError(f"--checkpoint {name}: {text}") from None
 
 
@@ -73,7 +88,9 @@ def _bundles_root(bundles_dir: str | os.PathLike | None) -> Path:
 
 def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os.PathLike],
                       bundles: Mapping[str, str | os.PathLike] | None = None,
-                      bundles_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
+                      bundles_dir: str | os.PathLike | None = None, force: bool = False,
+                      dataset: str | None = None, paper_scale: bool = False,
+                      overrides: Mapping[str, Any] | None = None) -> Path:
     """Write a ready-to-serve MONAI Label app to ``out``.
 
     Args:
@@ -86,6 +103,13 @@ def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os
         bundles_dir: where the source bundles live; ``$SPATIALSPEC_BUNDLES`` or the checkout's ``bundles/`` when
             omitted (:func:`spatialspec.registry.find_bundles_dir`).
         force: replace an existing ``out`` (its datastore-trained checkpoints are lost).
+        dataset: ``siim`` or ``isic``: export the default models with that data set's training preprocessing
+            (``common/configs/<dataset>.yaml``: reading, resizing to ``image_size``, intensity normalisation);
+            ``None``: the synthetic data's.
+        paper_scale: export the default models' paper-scale networks (App. A.1, A.2), as trained with
+            ``--paper-scale``.
+        overrides: settings written into the exported configs, as ``spatialspec bundle export --set`` (e.g.
+            ``{"image_size": 256}`` for a model trained at that size).
 
     Returns:
         ``out`` as an absolute path. The folder appears complete or not at all.
@@ -94,6 +118,8 @@ def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os
         ValueError / FileNotFoundError: naming the model, file or option at fault.
     """
     out = Path(out).resolve()
+    if dataset is not None and dataset not in DATASETS:
+        raise ValueError(f"--dataset: one of {', '.join(DATASETS)}, got {dataset!r}")
     if not checkpoints:
         raise ValueError("--checkpoint: name at least one model (e.g. segmentation=bundles/segmentation/eval/models/"
                          "model.pt)")
@@ -127,7 +153,7 @@ def install_label_app(out: str | os.PathLike, checkpoints: Mapping[str, str | os
                 (target / "models").mkdir()
                 shutil.copy2(checkpoint, target / "models" / "model.pt")
             else:
-                _export(name, target, Path(checkpoint), root)
+                _export(name, target, Path(checkpoint), root, dataset, paper_scale, dict(overrides or {}))
         replace_folder(app, out, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

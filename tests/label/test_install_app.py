@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser
@@ -123,3 +124,25 @@ def test_serve_outside_the_label_environment_says_how_to_get_it(tmp_path, checkp
     assert result.returncode == 2
     assert "install.sh --label" in result.stderr
     assert not (tmp_path / "app").exists()
+
+
+def test_dataset_and_settings_reach_the_served_preprocessing(tmp_path, checkpoints, capsys):
+    """``--dataset siim --set image_size=N``: the served preprocessing reads a raw image at the training size N."""
+    from PIL import Image
+
+    size = 96
+    args = ["label-app", "--out", str(tmp_path / "app"), "--bundles-dir", str(BUNDLES), "--dataset", "siim",
+            "--set", f"image_size={size}", "--checkpoint", f"segmentation={checkpoints['segmentation']}"]
+    assert main(args) == 0
+    folder = tmp_path / "app" / "model" / "segmentation"
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / "inference.yaml"))
+    parser["bundle_root"] = str(folder)
+    Image.fromarray(np.arange(40 * 48, dtype=np.uint8).reshape(40, 48)).save(tmp_path / "image.png")
+    image = parser.get_parsed_content("preprocessing")({"image": str(tmp_path / "image.png")})["image"]
+    assert tuple(image.shape) == (1, size, size)
+    capsys.readouterr()
+    assert main(["label-app", "--out", str(tmp_path / "other"), "--dataset", "siim", "--set", "image_size",
+                 "--checkpoint", f"segmentation={checkpoints['segmentation']}"]) == 2
+    assert "--set 'image_size' must look like ID=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()

@@ -12,10 +12,8 @@ import hashlib
 import io
 import json
 import os
-import signal
 import subprocess
 import time
-from email.parser import BytesParser
 from pathlib import Path
 
 import numpy as np
@@ -24,38 +22,20 @@ import requests
 from PIL import Image
 
 from spatialspec.label import install_label_app, rank_by_disagreement
-from tests.label.helpers import LABEL_VENV, REPO_ROOT, write_checkpoints, write_studies
+from tests.label.helpers import (
+    LABEL_VENV,
+    MONAILABEL,
+    REPO_ROOT,
+    multipart,
+    running_server,
+    stop_server,
+    wait_for_info,
+    write_checkpoints,
+    write_studies,
+)
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.label, pytest.mark.slow]
-
-MONAILABEL = LABEL_VENV / "bin" / "monailabel"
-START_TIMEOUT = 180
-
-
-def _wait_for_info(url: str, process: subprocess.Popen) -> dict | None:
-    """``/info/`` of the server at ``url`` once it answers; ``None`` if it exits or START_TIMEOUT passes."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            response = requests.get(f"{url}/info/", timeout=5)
-            if response.status_code == 200:
-                return response.json()
-        except requests.ConnectionError:
-            pass
-        time.sleep(1)
-    return None
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop the server by its PID: SIGTERM, then SIGKILL if it has not exited after 30 s."""
-    os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -67,32 +47,8 @@ def server(tmp_path_factory):
     app = install_label_app(root / "app", checkpoints, bundles_dir=REPO_ROOT / "bundles")
     studies = root / "studies"
     ids = write_studies(studies)
-    port = free_port()
-    env = dict(os.environ, PATH=f"{LABEL_VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
-               MONAI_LABEL_SESSION_PATH=str(root / "sessions"), PYTHONUNBUFFERED="1")
-    log_path = root / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(MONAILABEL), "start_server", "--app", str(app), "--studies", str(studies), "--host", "127.0.0.1",
-             "--port", str(port), "--conf", "models", "segmentation,bbox,binary"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        info = _wait_for_info(url, process)
-        if info is None:
-            pytest.fail(f"monailabel start_server did not answer /info/ (exit code {process.poll()}):\n"
-                        + log_path.read_text()[-4000:])
-        yield {"url": url, "info": info, "ids": ids, "app": app, "studies": studies, "log": log_path}
-    finally:
-        _stop(process)
-
-
-def _multipart(response: requests.Response) -> dict[str, bytes]:
-    """The parts of MONAI Label's multipart infer answer, by form name."""
-    header = f"Content-Type: {response.headers['content-type']}\r\n\r\n".encode()
-    message = BytesParser().parsebytes(header + response.content)
-    return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
-            for part in message.get_payload()}
+    with running_server(app, studies, root, ["segmentation", "bbox", "binary"]) as running:
+        yield {**running, "ids": ids, "app": app, "studies": studies}
 
 
 def _infer(server, model: str, image: str, output: str = "json") -> requests.Response:
@@ -119,7 +75,7 @@ def test_server_lists_the_three_models_and_binds_localhost(server):
 
 def test_infer_segmentation_returns_a_label_of_the_image_shape(server):
     image_id = server["ids"][1]
-    parts = _multipart(_infer(server, "segmentation", image_id, output="all"))
+    parts = multipart(_infer(server, "segmentation", image_id, output="all"))
     params = json.loads(parts["params"])
     label = np.asarray(Image.open(io.BytesIO(parts["image"])))
     image = np.asarray(Image.open(server["studies"] / f"{image_id}.png"))
@@ -228,7 +184,7 @@ def test_train_fine_tunes_on_saved_labels_and_serves_the_result(server, tmp_path
     assert response.status_code == 200, response.text
     assert response.json()["published"] == str(served)
     assert hashlib.sha256(served.read_bytes()).hexdigest() != before
-    parts = _multipart(_infer(server, "segmentation", server["ids"][0], output="all"))
+    parts = multipart(_infer(server, "segmentation", server["ids"][0], output="all"))
     assert np.asarray(Image.open(io.BytesIO(parts["image"]))).shape == (40, 48)
     # the cost estimates of unlabelled images follow the new model
     _score(server, {})
@@ -254,9 +210,9 @@ def test_label_app_serve_binds_localhost_by_default(tmp_path):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     try:
-        info = _wait_for_info(f"http://127.0.0.1:{port}", process)
+        info = wait_for_info(f"http://127.0.0.1:{port}", process)
         assert info is not None, log_path.read_text()[-4000:]
         assert set(info["models"]) == {"segmentation", "binary"} and "disagreement" in info["strategies"]
         assert f"Uvicorn running on http://127.0.0.1:{port}" in log_path.read_text()
     finally:
-        _stop(process)
+        stop_server(process)

@@ -20,7 +20,10 @@ import logging
 import os
 from typing import Any
 
+from monailabel.config import settings
+from monailabel.datastore.local import LocalDatastore
 from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.scoring import ScoringMethod
 from monailabel.interfaces.tasks.strategy import Strategy
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS = "segmentation,bbox,binary"
 LOCATION_MODELS = ("segmentation", "bbox")
+#: image files a local studies folder lists beyond MONAI Label's defaults: SIIM-ACR's DICOMs, ISIC's ``.jpeg``
+EXTRA_EXTENSIONS = ("*.dcm", "*.jpeg")
 
 
 def resolve_models(app_dir: str, conf: dict[str, str]) -> dict[str, str]:
@@ -71,6 +76,17 @@ class SpatialSpecApp(MONAILabelApp):
                                      "2022): masks, boxes and image labels, shortcut-disagreement active learning, "
                                      "annotation cost per label type",
                          version=spatialspec.__version__)
+
+    def init_datastore(self) -> Datastore:
+        """MONAI Label's datastore; a local studies folder also lists :data:`EXTRA_EXTENSIONS` (the image id of
+        ``<SOPInstanceUID>.dcm`` is the SOPInstanceUID)."""
+        if self.studies.startswith(("http://", "https://")):
+            return super().init_datastore()
+        extensions = list(settings.MONAI_LABEL_DATASTORE_FILE_EXT)
+        extensions += [e for e in EXTRA_EXTENSIONS if e not in extensions]
+        return LocalDatastore(self.studies, extensions=extensions,
+                              auto_reload=settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
+                              read_only=settings.MONAI_LABEL_DATASTORE_READ_ONLY)
 
     def init_infers(self) -> dict[str, InferTask]:
         infers: dict[str, InferTask] = {}
