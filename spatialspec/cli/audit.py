@@ -17,6 +17,8 @@ from spatialspec.data import SPLITS, load_split, parse_synthetic_overrides, vali
 from spatialspec.data.validate import require_datalist_file
 from spatialspec.score_names import parse_score
 
+from .types import non_negative_int, positive_int
+
 if TYPE_CHECKING:
     from spatialspec.audit import AuditResult
 
@@ -31,9 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "remove it from images with it (filled from the image's own background), and report how the "
                     "model's image score changes, plus the AUROC with every spurious feature removed. Needs spurious "
                     "masks, not subgroup labels.")
-    parser.add_argument("--bundle", required=True, help="bundle name (e.g. segmentation, binary_classification) or "
-                                                        "bundle folder; its configs/train.yaml defines the network")
-    parser.add_argument("--checkpoint", required=True, help="trained weights (e.g. <study>/runs/<run>/models/model.pt)")
+    parser.add_argument("--bundle", help="bundle name (e.g. segmentation, binary_classification) or bundle folder; "
+                                         "its configs/train.yaml defines the network (required but with --study)")
+    parser.add_argument("--checkpoint", help="trained weights (e.g. <study>/runs/<run>/models/model.pt; required but "
+                                             "with --study)")
     parser.add_argument("--datalist", help="decathlon-style datalist.json whose entries have spurious_mask")
     parser.add_argument("--synthetic", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                         help="synthetic data-model parameters (the default data), e.g. --synthetic n=32 a=6 b=10")
@@ -53,6 +56,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     parser.add_argument("--out", help="folder to write audit.json (summary and per-image scores) and "
                                       "score_shift.png")
+    saliency = parser.add_argument_group("where the model looks (--saliency; docs/audit.md)")
+    saliency.add_argument("--saliency", action="store_true",
+                          help="instead of the counterfactual audit, write saliency overlays of --per-group test "
+                               "images per (y, s) subgroup and the share of positive saliency on S, on Y and "
+                               "elsewhere on the test split (MONAI's monai.visualize) to --out as saliency.json and "
+                               "PNGs")
+    saliency.add_argument("--study", help="with --saliency: every run of this `spatialspec study` folder, each on its "
+                                          "own test data and seed (default --out: STUDY/saliency)")
+    saliency.add_argument("--saliency-method", choices=("gradcam", "input_gradient", "occlusion"),
+                          help="gradcam (classifiers), input_gradient or occlusion of the image score (default: "
+                               "gradcam for a classifier, occlusion for a pixel-wise network)")
+    saliency.add_argument("--per-group", type=non_negative_int, default=2,
+                          help="overlay images per (y, s) subgroup (default: %(default)s)")
+    saliency.add_argument("--share-images", type=non_negative_int, default=100,
+                          help="test images with both S and Y on which the shares are measured, first ones first "
+                               "(default: %(default)s)")
+    saliency.add_argument("--target-layer", help="Grad-CAM's layer (default: the deepest top-level layer whose "
+                                                 "feature map is at least 8 x 8)")
+    saliency.add_argument("--occlusion-size", type=positive_int, default=4,
+                          help="side of the occluded (non-overlapping) windows in pixels (default: %(default)s)")
     parser.set_defaults(handler=_audit)
 
 
@@ -125,6 +148,12 @@ def plot_shifts(result: AuditResult, path: str | os.PathLike, title: str = "") -
 def _audit(args: argparse.Namespace) -> int:
     from spatialspec.audit import bundle_score_fn, counterfactual_audit, require_spurious_masks  # torch, MONAI
 
+    if args.saliency:
+        return _saliency(args)
+    if args.study:
+        raise ValueError("--study applies to --saliency only")
+    if not args.bundle or not args.checkpoint:
+        raise ValueError("the audit needs --bundle and --checkpoint")
     parse_score(args.score)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -165,4 +194,47 @@ def _audit(args: argparse.Namespace) -> int:
                                    f"{args.score}) on {source}"))
         if args.out:
             print(f"wrote {Path(args.out) / 'audit.json'} and {Path(args.out) / 'score_shift.png'}")
+    return 0
+
+
+def _saliency(args: argparse.Namespace) -> int:
+    """``--saliency``: one checkpoint (``--bundle``, ``--checkpoint``, data as the counterfactual audit) or every run
+    of ``--study``; the work is :func:`spatialspec.audit.saliency_study.run_saliency`."""
+    if args.study:
+        if args.bundle or args.checkpoint or args.datalist or args.synthetic or args.overrides:
+            raise ValueError("--study takes each run's bundle, checkpoint, data and network from the study folder: "
+                             "drop --bundle, --checkpoint, --datalist, --synthetic and --set")
+        from spatialspec.audit.saliency_study import saliency_study_runs  # torch, MONAI
+
+        runs = saliency_study_runs(args.study)
+        out = Path(args.out) if args.out else Path(args.study) / "saliency"
+    else:
+        if not args.bundle or not args.checkpoint or not args.out:
+            raise ValueError("--saliency needs --study STUDY_DIR, or --bundle, --checkpoint and --out")
+        parse_score(args.score)
+        if not Path(args.checkpoint).expanduser().is_file():
+            raise FileNotFoundError(f"--checkpoint: file not found: {args.checkpoint}")
+        if args.datalist:
+            require_datalist_file(args.datalist)
+            validate_datalist(args.datalist, ["test"], require_label=False, require_both_classes=False)
+        from spatialspec.audit.saliency_study import SaliencyRun, run_name  # torch, MONAI
+
+        synthetic = parse_synthetic_overrides(args.synthetic).to_dict()
+        runs = [SaliencyRun(None, str(args.bundle), args.seed, run_name(args.checkpoint), str(args.bundle),
+                            Path(args.checkpoint).expanduser(), args.score, synthetic, args.datalist,
+                            dict(_override(item) for item in args.overrides), args.bundles_dir)]
+        out = Path(args.out)
+    from spatialspec.audit.saliency_study import run_saliency
+
+    def progress(row: dict[str, Any]) -> None:
+        shares = ", ".join(f"{k[6:]} {row[k]:.3f}" for k in ("share_spurious", "share_abnormality", "share_elsewhere")
+                           if row[k] is not None) or "no shares: no image with both S and Y measured"
+        print(f"{row['run']}: {shares} ({row['n_images']} images)", flush=True)
+
+    content = run_saliency(runs, out, args.saliency_method, args.per_group, args.share_images, args.target_layer,
+                           args.occlusion_size, args.device, args.batch_size, None if args.json else progress)
+    if args.json:
+        print(json.dumps(content["summary"], indent=1))
+    else:
+        print(f"wrote {out / 'saliency.json'} and {len(content['figures'])} overlay PNGs")
     return 0

@@ -3,6 +3,7 @@ score function against a direct forward pass, and the error paths."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -136,3 +137,23 @@ def test_cli_needs_spurious_masks(unet_checkpoint, tmp_path, capsys):
     assert main(["audit", "--bundle", "segmentation", "--checkpoint", str(unet_checkpoint), "--datalist",
                  str(datalist), *UNET_SET]) == 2
     assert "the audit needs spurious masks" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--saliency", "--study", "{tmp}"], "results.json not found: RESULTS must be the --out folder of `spatialspec "
+                                         "study`"),
+    (["--saliency", "--study", "{tmp}/none"], "study folder not found"),
+    (["--saliency", "--bundle", "segmentation"], "--saliency needs --study STUDY_DIR, or --bundle, --checkpoint and "
+                                                 "--out"),
+    (["--saliency", "--study", "{tmp}", "--bundle", "segmentation"], "--study takes each run's bundle"),
+    (["--study", "{tmp}"], "--study applies to --saliency only"),
+    (["--checkpoint", "x.pt"], "the audit needs --bundle and --checkpoint"),
+    (["--saliency", "--per-group", "-1"], "--per-group"),
+])
+def test_saliency_bad_input(argv, message, tmp_path, capsys):
+    """Bad input to ``audit --saliency``: one line naming the folder or option, nothing written."""
+    with pytest.raises(SystemExit) if "--per-group" in argv else contextlib.nullcontext():
+        assert main(["audit", *[a.replace("{tmp}", str(tmp_path)) for a in argv]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "saliency").exists()
