@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from spatialspec import __version__
 from spatialspec.errors import InputError, root_cause
 
-from . import audit, bundle, compare, cost, data, label, measures, plan, study, sweep, sync
+from . import audit, bundle, compare, cost, data, label, measures, plan, report, study, sweep, sync
 
 __all__ = ["build_parser", "main", "input_error_line"]
 
-COMMANDS = (data, study, compare, cost, measures, audit, plan, sweep, sync, label, bundle)
+COMMANDS = (data, study, compare, report, cost, measures, audit, plan, sweep, sync, label, bundle)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from pathlib import Path
 from spatialspec.atomic import removed_on_error, write_json_atomic
 from spatialspec.data import parse_synthetic_overrides
 from spatialspec.data.validate import require_datalist_file
+from spatialspec.report import write_study_report
 from spatialspec.selection_rules import STUDY_RULES
 from spatialspec.study import (
     StudyConfig,
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("study", help="train and evaluate levels x seeds (the main job)",
                             description="Train every spatial-specificity level with every seed through the bundles, "
                                         "evaluate robust and subgroup AUROC on the test split, log to MLflow, and "
-                                        "write results.json, summary.csv and robust_auroc.png.")
+                                        "write results.json, summary.csv, robust_auroc.png and report.html.")
     parser.add_argument("--out", default="runs/study", help="output folder (default: %(default)s)")
     add_study_arguments(parser, "spatialspec-study", "MLflow tracking URI (default: sqlite:///<out>/mlruns.db; "
                                                      "'none' disables tracking)")
@@ -185,16 +186,18 @@ def _study(args: argparse.Namespace) -> int:
     summary_path = write_summary_csv(rows, out / "summary.csv")
     plot_path = plot_results(rows, out / "robust_auroc.png",
                              title="synthetic data (Sec. 3.2.2)" if not config.datalist else Path(config.datalist).name)
+    report_path = write_study_report(out, results, rows)
     print(format_table(rows))
     warning = convergence_warning(results, config.patience)
     if warning:
         print(warning)
     print(f"\n{len(runs)} runs in {wall:.1f} s")
-    print(f"results: {out / 'results.json'}\nsummary: {summary_path}\nplot:    {plot_path}")
+    print(f"results: {out / 'results.json'}\nsummary: {summary_path}\nplot:    {plot_path}\nreport:  {report_path}")
     if config.tracking_enabled:
         buffer = out / BUFFER_NAME
         log_study_run(config.resolved_tracking_uri(), config.experiment_name, study_params(config), results,
-                      [out / "results.json", summary_path, plot_path, out / "study.json"], buffer_file=buffer)
+                      [out / "results.json", summary_path, plot_path, out / "study.json", report_path],
+                      buffer_file=buffer)
         print(f"MLflow:  {config.resolved_tracking_uri()} (experiment '{config.experiment_name}')")
         if buffer.exists():
             print(f"MLflow records buffered (the server was unreachable): {buffer}\n"

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -66,6 +67,11 @@ def test_study_tiny_end_to_end(tmp_path, capsys, monkeypatch):
     assert (out / "robust_auroc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "robust AUROC" in printed and str(out / "robust_auroc.png") in printed
+    # the study's HTML report, one results row per level and score (3 levels x 2 scores)
+    page = (out / "report.html").read_text()
+    assert str(out / "report.html") in printed and "Results per level, method and score" in page
+    assert sorted(re.findall(r'data-level="([^"]+)" data-score="([^"]+)"', page)) == sorted(
+        {(r["level"] if r["model"] == "pixel" else f"{r['level']} ({r['model']})", r["score"]) for r in rows})
 
     # this store only, and nothing left behind: mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI for later tests
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -84,6 +90,9 @@ def test_study_tiny_end_to_end(tmp_path, capsys, monkeypatch):
         nan_ok=True)
     study_id = runs[runs["tags.mlflow.runName"] == "study"].iloc[0]["run_id"]
     assert seg["tags.mlflow.parentRunId"] == study_id
+    from mlflow.tracking import MlflowClient
+
+    assert "report.html" in {a.path for a in MlflowClient(f"sqlite:///{out / 'mlruns.db'}").list_artifacts(study_id)}
     assert seg["metrics.test_robust_auroc_ci_high_mean"] == pytest.approx(
         next(r["robust_auroc_ci"][1] for r in records if r["run_key"] == "seg-pixel-s0" and r["score"] == "mean"),
         nan_ok=True)
