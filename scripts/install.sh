@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates (or repairs) the environments the README's commands need, in the repository root:
-#   bash scripts/install.sh           .venv: spatialspec with its test (pytest, ruff) and umap extras
+#   bash scripts/install.sh           .venv: spatialspec with its test (pytest, ruff), umap and ray extras
 #   bash scripts/install.sh --label   .venv-label: spatialspec + MONAI Label 0.8.5 (numpy 1.26, pydicom 2.4)
 # Idempotent: when the install inputs are unchanged and the environment imports, nothing is re-installed.
 set -euo pipefail
@@ -12,7 +12,7 @@ case "${1:-}" in
     venv="$root/.venv"
     constraints="$root/requirements/constraints.txt"
     inputs=("$root/pyproject.toml" "$constraints")
-    probe="import torch, monai, ignite, mlflow, sklearn, spatialspec, pytest, ruff, umap"
+    probe="import torch, monai, ignite, mlflow, sklearn, spatialspec, pytest, ruff, umap, ray"
     ;;
   --label)
     venv="$root/.venv-label"
@@ -54,7 +54,7 @@ if [ "${1:-}" = "--label" ]; then
   fi
 else
   # the development environment carries the optional extras too, so the tests cover them
-  quiet_pip -e "$root[test,umap]"
+  quiet_pip -e "$root[test,umap,ray]"
 fi
 if "$py" -m pip list --format=freeze | grep -iE '^nvidia-|^triton=' ; then
   echo "[install] CUDA packages ended up in $venv; aborting" >&2

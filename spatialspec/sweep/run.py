@@ -1,6 +1,8 @@
 """Run a sweep file locally with N worker processes: runs already finished with the sweep's settings are skipped
 (matched by run fingerprint, :mod:`spatialspec.identity`: a FINISHED MLflow run carrying it, or the run folder's
-completed checkpoint), a failed run does not stop the others, and the failures are reported at the end."""
+completed checkpoint), a failed run does not stop the others, and the failures are reported at the end. The Ray
+engine (:mod:`spatialspec.sweep.ray_engine`) skips and runs entries with the same :func:`pending_runs` and
+:func:`execute_run`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,20 +19,22 @@ from typing import Any
 from spatialspec._deprecated import moved_names
 
 __all__ = ["RunOutcome", "finished_run_keys", "finished_fingerprints", "finished_in_folder", "entry_fingerprint",
-           "run_sweep"]
+           "pending_runs", "execute_run", "run_sweep"]
 
 __getattr__ = moved_names(__name__, {"run_plan": "spatialspec.sweep.run.run_sweep"})
 
 
 @dataclass
 class RunOutcome:
-    """What happened to one run of a sweep: ``status`` is ``finished``, ``skipped`` or ``failed``."""
+    """What happened to one run of a sweep: ``status`` is ``finished``, ``skipped`` or ``failed``; ``reason`` says
+    why a run failed without an exit status of its own (e.g. its Ray worker died more often than retried)."""
 
     key: str
     status: str
     returncode: int | None
     wall_s: float
     log: str | None
+    reason: str | None = None
 
 
 def finished_fingerprints(tracking_uri: str | None, experiment_name: str) -> dict[str, set[str]]:
@@ -110,14 +114,53 @@ def finished_in_folder(run: dict[str, Any], digest: str) -> bool:
         stored["digest"] == digest
 
 
-def _execute(run: dict[str, Any], log_dir: Path) -> RunOutcome:
+def execute_run(run: dict[str, Any], log_dir: Path, append: bool = False, launcher: Sequence[str] = (),
+                cwd: str | None = None) -> RunOutcome:
+    """Run one checked sweep entry's ``python -m monai.bundle run`` in a subprocess (this interpreter, the
+    environment less ``MLFLOW_TRACKING_URI``: the entry names its tracking URI), its output in ``<key>.log``.
+
+    Args:
+        run: the entry (:func:`spatialspec.sweep.checks.check_sweep_entry`).
+        log_dir: the folder of the log.
+        append: append to the log (a retried attempt) instead of replacing it.
+        launcher: an argument list the command is appended to (e.g. one that makes it die with its parent).
+        cwd: the working directory of the command (default: this process's).
+
+    Returns:
+        ``finished`` on exit status 0, else ``failed`` with the exit status (negative: killed by that signal).
+    """
     argv = [sys.executable if a == "python" and i == 0 else a for i, a in enumerate(run["argv"])]
     log = log_dir / f"{run['key']}.log"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     started = time.perf_counter()
-    with open(log, "w") as out:
-        rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+    with open(log, "a" if append else "w") as out:
+        rc = subprocess.run([*launcher, *argv], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd).returncode
     return RunOutcome(run["key"], "finished" if rc == 0 else "failed", rc, time.perf_counter() - started, str(log))
+
+
+def pending_runs(sweep: dict[str, Any], progress: Callable[[RunOutcome], None] | None = None
+                 ) -> tuple[dict[str, RunOutcome], list[dict[str, Any]]]:
+    """Split a sweep's entries into those already finished with their fingerprint (a FINISHED MLflow run carrying
+    it, or the run folder's completed checkpoint: ``skipped`` outcomes, reported to ``progress``) and those to run.
+
+    Returns:
+        the ``skipped`` outcomes by run key, and the entries to run in the sweep's order.
+    """
+    done = finished_fingerprints(sweep.get("tracking_uri"), sweep.get("experiment_name", ""))
+    skipped: dict[str, RunOutcome] = {}
+    todo = []
+    for run in sweep["runs"]:
+        try:
+            digest = entry_fingerprint(run)["digest"]
+        except ValueError:  # a config that does not build: the run is tried and fails with its own message
+            digest = None
+        if digest is not None and (digest in done.get(run["key"], set()) or finished_in_folder(run, digest)):
+            skipped[run["key"]] = RunOutcome(run["key"], "skipped", None, 0.0, None)
+            if progress is not None:
+                progress(skipped[run["key"]])
+        else:
+            todo.append(run)
+    return skipped, todo
 
 
 def run_sweep(sweep: dict[str, Any], jobs: int = 1, log_dir: str | Path | None = None,
@@ -137,24 +180,11 @@ def run_sweep(sweep: dict[str, Any], jobs: int = 1, log_dir: str | Path | None =
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     log_dir = Path(log_dir if log_dir is not None else Path(sweep["out_dir"]) / "logs")
     log_dir.mkdir(parents=True, exist_ok=True)
-    done = finished_fingerprints(sweep.get("tracking_uri"), sweep.get("experiment_name", ""))
-    outcomes: dict[str, RunOutcome] = {}
-    todo = []
-    for run in sweep["runs"]:
-        try:
-            digest = entry_fingerprint(run)["digest"]
-        except ValueError:  # a config that does not build: the run is tried and fails with its own message
-            digest = None
-        if digest is not None and (digest in done.get(run["key"], set()) or finished_in_folder(run, digest)):
-            outcomes[run["key"]] = RunOutcome(run["key"], "skipped", None, 0.0, None)
-            if progress is not None:
-                progress(outcomes[run["key"]])
-        else:
-            todo.append(run)
+    outcomes, todo = pending_runs(sweep, progress)
 
     def work(run: dict[str, Any]) -> RunOutcome:
         try:
-            outcome = _execute(run, log_dir)
+            outcome = execute_run(run, log_dir)
         except OSError as e:
             outcome = RunOutcome(run["key"], "failed", None, 0.0, f"could not start: {e}")
         if progress is not None:

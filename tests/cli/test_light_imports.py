@@ -21,7 +21,7 @@ from spatialspec.metrics import subgroup_aurocs
 from spatialspec.study.predictions import predictions_filename, write_predictions
 
 #: top-level packages a light entry point must not import
-HEAVY = ("torch", "monai", "ignite")
+HEAVY = ("torch", "monai", "ignite", "ray")
 
 _CHILD = """
 import json, runpy, sys
@@ -82,7 +82,7 @@ COMMANDS = _command_paths(build_parser())
 def test_every_command_is_covered():
     names = {path[0] for path in COMMANDS if path}
     assert {"data", "study", "compare", "cost", "measures", "audit", "plan", "sweep", "sync", "label-app",
-            "bundle"} <= names
+            "bundle", "report"} <= names
     assert {("bundle", "list"), ("bundle", "configs"), ("bundle", "export")} <= set(COMMANDS)
     assert ("sweep", "create") in COMMANDS and ("sweep", "run") in COMMANDS
     assert ("sweep", "plan") in COMMANDS  # the deprecated alias of create, light too
@@ -145,6 +145,7 @@ LIGHT_COMMANDS = {
                    "binary,bbox,seg,jtt,seg-ssl", "--location-labels", "20,all", "--seeds", "0,1"],
     "sync": ["sync", "--buffer", "{root}/mlflow_buffer.jsonl", "--tracking-uri", "sqlite:///{root}/mlruns.db"],
     "compare": ["compare", "{root}/study", "--a", "binary", "--b", "seg", "--bootstrap", "50", "--json"],
+    "report": ["report", "{root}/study", "--out", "{root}/report.html"],
     "measures --r": ["measures", "--r", "1", "40", "--samples", "100"],
     "measures --levels": ["measures", "--levels", "binary,patch:4,bbox,seg", "--samples", "50", "--json"],
     "label-app": ["label-app"],
