@@ -126,6 +126,9 @@ METHODS: dict[str, MethodEntry] = {e.name: e for e in (
                 summary="semi-supervised segmentation, image-level similarity loss (Sec. 4.2.1)"),
     MethodEntry("seg-spl", "segmentation", "pixelwise", "spl", overlays=("segmentation/configs/spl.yaml",),
                 summary="supervised pixel-level similarity loss (Sec. 4.2.2)"),
+    MethodEntry("mixed", "segmentation", "pixelwise", "mixed", overlays=("segmentation/configs/mixed.yaml",),
+                levels=("seg", "bbox", "dilate", "patch"),
+                summary="location labels (a mask / box mix) on a budget, image labels (MIL) on the rest, one run"),
     *(MethodEntry(name, _GUIDED, "classifier", name, overlays=(f"{_GUIDED}/configs/train.yaml",
                                                              f"{_GUIDED}/configs/{name}.yaml"),
                   levels=_GUIDED_LEVELS, summary=summary) for name, summary in (

@@ -15,9 +15,11 @@ from .mask_guided import (
     MaskGuidedLoss,
     RightReasonsLoss,
 )
+from .mixed_supervision import MixedSupervisionLoss
 from .pixel_similarity import PixelSimilarityLoss
 
 __all__ = ["ChannelCrossEntropyLoss", "GroupDROLoss", "ImageSimilarityLoss", "PixelSimilarityLoss"]
+__all__ += ["MixedSupervisionLoss"]
 __all__ += ["MaskGuidedLoss", "RightReasonsLoss", "GradMaskLoss", "ActivationDifferenceLoss", "AttentionMaskLoss"]
 
 __getattr__ = moved_names(__name__, {"GroupDROObjective": "spatialspec.robust.george.GroupDROObjective"})

@@ -11,7 +11,8 @@ from spatialspec.registry import METHODS as REGISTRY
 from spatialspec.registry import config_files, find_bundles_dir, meta_file, method_for_run
 
 __all__ = ["find_bundles_dir", "bundle_for", "study_level", "study_method", "method_level", "run_configs",
-           "run_meta_file", "BINARY_MODELS", "BASELINES", "METHODS", "IMAGE_LABEL_BUNDLES", "STAGE_EPOCHS"]
+           "run_meta_file", "split_methods", "method_mix", "BINARY_MODELS", "BASELINES", "METHODS",
+           "IMAGE_LABEL_BUNDLES", "STAGE_EPOCHS"]
 
 #: the models that train the ``binary`` level (a study's ``--binary-models``)
 BINARY_MODELS = ("pixel", "classifier")
@@ -48,11 +49,11 @@ def study_method(name: str) -> str:
     """A study's method entry (``jtt``, ``george``, ``seg-ssl``, ``seg-spl``, ``rrr``, ...), lower-cased; a method
     that trains at several levels (the mask-guided classifiers, issue 15) may name one as ``METHOD:LEVEL``
     (``rrr:bbox``, ``gain:dilate:2``), returned with the level's canonical name; without one it trains at its default
-    level.
+    level. ``mixed`` may name a mix of location labels, ``mixed:seg=20,bbox=60`` (:func:`method_mix`).
 
     Raises:
         ValueError: naming the entry and the methods when it is not one, or the levels the method trains when the
-            level is not one of them.
+            level is not one of them, or a mix's count when it is not an integer >= 1.
     """
     key, _, level = str(name).strip().lower().partition(":")
     if key not in (*BASELINES, *METHODS):
@@ -60,6 +61,8 @@ def study_method(name: str) -> str:
                          f"cost-robustness methods {', '.join(METHODS)}")
     if not level:
         return key
+    if "=" in level and key == "mixed":
+        return _mix_method(key, level, name)
     entry = REGISTRY[key]
     try:
         parsed = parse_level(level)
@@ -74,7 +77,8 @@ def method_level(name: str) -> tuple[str, str]:
     """The method and the level of a :func:`study_method` entry: ``rrr:bbox`` -> ``("rrr", "bbox")``, ``rrr`` ->
     ``("rrr", "seg")`` (its default level)."""
     key, _, level = name.partition(":")
-    return key, level or METHODS[key][0]
+    mix = method_mix(name)
+    return key, next(iter(mix)) if mix else level or METHODS[key][0]
 
 
 def bundle_for(level: str | SpecificityLevel, model: str = "pixel") -> str:
@@ -99,3 +103,44 @@ def run_configs(level: str, model: str, kind: str = "train", bundles_dir: str | 
 def run_meta_file(level: str, model: str, bundles_dir: str | os.PathLike | None = None) -> Path:
     """The ``metadata.json`` of one study run's bundle."""
     return meta_file(method_for_run(level, model), bundles_dir)
+
+
+def split_methods(text: str) -> list[str]:
+    """A comma-separated ``--methods`` value as entries: the ``KEY=N`` pieces after a ``mixed:`` entry belong to it,
+    so ``mixed:seg=20,bbox=60,jtt`` is ``["mixed:seg=20,bbox=60", "jtt"]``."""
+    entries: list[str] = []
+    for piece in (p.strip() for p in str(text).split(",")):
+        if not piece:
+            continue
+        if "=" in piece and piece.partition(":")[0].lower() not in REGISTRY and entries and "=" in entries[-1]:
+            entries[-1] += f",{piece}"
+        else:
+            entries.append(piece)
+    return entries
+
+
+def _mix_method(key: str, spec: str, name: str) -> str:
+    """The canonical ``mixed:LEVEL=N,...`` entry (levels by canonical name, counts as integers)."""
+    counts: dict[str, int] = {}
+    for piece in spec.split(","):
+        level, eq, count = piece.strip().partition("=")
+        try:
+            parsed = parse_level(level)
+        except ValueError as e:
+            raise ValueError(f"method {name!r}: {e}") from None
+        if not eq or not count.strip().isdigit() or int(count) < 1:
+            raise ValueError(f"method {name!r}: the count of {level!r} must be an integer >= 1 (LEVEL=N), got "
+                             f"{count.strip()!r}")
+        if parsed.kind not in REGISTRY[key].levels or parsed.name in counts:
+            raise ValueError(f"method {name!r}: each level once, of {', '.join(REGISTRY[key].levels)}")
+        counts[parsed.name] = int(count)
+    return f"{key}:" + ",".join(f"{level}={n}" for level, n in counts.items())
+
+
+def method_mix(name: str) -> dict[str, int] | None:
+    """The level -> count mix of a ``mixed:seg=20,bbox=60`` entry of :func:`study_method` (``None`` for any other
+    entry); a study trains it once per seed, at the budget of its total."""
+    key, _, spec = name.partition(":")
+    if "=" not in spec:
+        return None
+    return {level: int(n) for level, _, n in (piece.partition("=") for piece in spec.split(","))}
