@@ -22,8 +22,9 @@ from spatialspec.study import (
     summarize,
     write_summary_csv,
 )
-from spatialspec.study.bundles import study_level
+from spatialspec.study.bundles import split_methods, study_level
 from spatialspec.study.report import convergence_warning
+from spatialspec.study.tuning import TUNING_FILE, TuneSettings, parse_tune, run_tuning, tuning_params, tuning_runs
 from spatialspec.tracking import BUFFER_NAME
 
 from .types import non_negative_int, positive_int
@@ -53,6 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "settings (by default an existing --out resumes: runs with equal fingerprints are "
                              "reused or resumed, runs with other settings are refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--tune", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="tune a bundle setting on the validation split, repeatable, e.g. --tune "
+                             "spl_weight=0.1,0.5,1: every value trains at --tune-seed and --tune-budget per level and "
+                             "method whose bundle has KEY, the best validation key metric of --select picks one, and "
+                             "the study trains and reports that value only (grid and choice: tuning.json, study.json)")
+    parser.add_argument("--tune-seed", type=non_negative_int, default=0, help="seed of the tuning runs "
+                                                                              "(default: %(default)s)")
+    parser.add_argument("--tune-budget", default="20", metavar="N",
+                        help="label budget of the tuning runs, an integer >= 1 or 'all' (default: %(default)s)")
     parser.set_defaults(handler=_study)
 
 
@@ -67,7 +77,8 @@ def add_study_arguments(parser: argparse.ArgumentParser, experiment_name: str, t
                         "dilate:R, bbox, bbox:all, seg (default: %(default)s); '' for none")
     parser.add_argument("--methods", default="", help="comma-separated methods beyond the levels: the binary-label "
                         "baselines jtt and george, the cost-robustness methods seg-ssl and seg-spl, the mask-guided "
-                        "classifiers rrr, gradmask, actdiff and gain (at seg, or METHOD:LEVEL such as rrr:bbox) "
+                        "classifiers rrr, gradmask, actdiff and gain (at seg, or METHOD:LEVEL such as rrr:bbox), "
+                        "mixed supervision mixed (N masks at --location-labels N, or a mix: mixed:seg=20,bbox=60) "
                         "(`spatialspec bundle list`; default: none)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: %(default)s)")
     parser.add_argument("--score", default="mean", help="comma-separated image scores: mean, max, topk:K; the first "
@@ -126,7 +137,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     budgets = location_budgets(args.location_labels)
     return StudyConfig(
-        levels=[study_level(level) for level in _csv(args.levels)], methods=_csv(args.methods), seeds=seeds,
+        levels=[study_level(level) for level in _csv(args.levels)], methods=split_methods(args.methods), seeds=seeds,
         scores=_csv(args.score),
         binary_models=_csv(args.binary_model), epochs=args.epochs, synthetic=parse_synthetic_overrides(args.synthetic),
         datalist=str(Path(args.datalist).resolve()) if args.datalist else None, out_dir=args.out,
@@ -134,6 +145,16 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         overrides=dict(parse_override(item) for item in args.overrides), location_labels=budgets,
         bootstrap=getattr(args, "bootstrap", 1000), select=args.select, until_converged=args.until_converged,
         patience=args.patience, max_epochs=args.max_epochs, fresh=bool(getattr(args, "fresh", False)))
+
+
+def _tune_settings(args: argparse.Namespace) -> TuneSettings | None:
+    """The study's ``--tune`` settings (``None`` without ``--tune``), validated before anything runs."""
+    if not args.tune:
+        return None
+    budget = location_budgets(args.tune_budget)
+    if len(budget) != 1:
+        raise ValueError(f"--tune-budget: one budget, got {args.tune_budget!r}")
+    return TuneSettings(parse_tune(args.tune), seed=args.tune_seed, budget=budget[0])
 
 
 def location_budgets(text: str) -> list[int | None]:
@@ -165,22 +186,34 @@ def _study(args: argparse.Namespace) -> int:
     from spatialspec.study.tracking import log_study_run  # MONAI's MLflow handler: imported when a study runs
 
     config = config_from_args(args)
+    tune = _tune_settings(args)
     out = Path(config.out_dir).resolve()
     runs = study_runs(config)
     # bad input and run folders of other runs fail here, before anything is written; a failure before the first run
-    # finished leaves no --out
-    fingerprints = prepare_study(config, runs)
+    # finished leaves no --out (with --tune: the tuning runs' folders here, the study's after the choice)
+    fingerprints = None if tune else prepare_study(config, runs)
+    n_trials = len(tuning_runs(config, tune, runs)) if tune else 0
     finished: list[str] = []
+    params, trials = study_params(config), []
+    if tune:  # the grid is recorded from the start, the choice once made
+        params["tune"] = tuning_params(tune, config, [], {})
     with removed_on_error(out, keep=lambda: bool(finished)):
-        write_json_atomic(out / "study.json", study_params(config))
+        write_json_atomic(out / "study.json", params)
         started = time.perf_counter()
-        with tqdm(total=len(runs), desc="study", unit="run", disable=args.no_progress) as bar:
+        with tqdm(total=n_trials + len(runs), desc="study", unit="run", disable=args.no_progress) as bar:
             def progress(spec, records):
                 finished.append(spec.key)
                 bar.set_postfix_str(f"{spec.key}: robust AUROC {records[0]['robust_auroc']:.3f}")
                 bar.update()
 
-            results = run_study(config, progress=progress, fingerprints=fingerprints)
+            if tune:
+                runs, trials, choice = run_tuning(config, tune, runs, progress=progress)
+                params["tune"] = tuning_params(tune, config, trials, choice)
+                write_json_atomic(out / "study.json", params)
+                bar.write(f"tuned on validation ({config.select}): {choice}")
+                fingerprints = prepare_study(config, runs)
+            results = run_study(config, progress=progress, fingerprints=fingerprints, runs=runs,
+                                reusable=trials)
     wall = time.perf_counter() - started
     rows = summarize(results, out_dir=out)
     summary_path = write_summary_csv(rows, out / "summary.csv")
@@ -191,13 +224,14 @@ def _study(args: argparse.Namespace) -> int:
     warning = convergence_warning(results, config.patience)
     if warning:
         print(warning)
-    print(f"\n{len(runs)} runs in {wall:.1f} s")
+    tuning = f" and {n_trials} tuning runs (tuning.json)" if n_trials else ""
+    print(f"\n{len(runs)} runs{tuning} in {wall:.1f} s")
     print(f"results: {out / 'results.json'}\nsummary: {summary_path}\nplot:    {plot_path}\nreport:  {report_path}")
     if config.tracking_enabled:
         buffer = out / BUFFER_NAME
-        log_study_run(config.resolved_tracking_uri(), config.experiment_name, study_params(config), results,
-                      [out / "results.json", summary_path, plot_path, out / "study.json", report_path],
-                      buffer_file=buffer)
+        files = [out / "results.json", summary_path, plot_path, out / "study.json", report_path]
+        log_study_run(config.resolved_tracking_uri(), config.experiment_name, params, [*results, *trials],
+                      files + ([out / TUNING_FILE] if trials else []), buffer_file=buffer)
         print(f"MLflow:  {config.resolved_tracking_uri()} (experiment '{config.experiment_name}')")
         if buffer.exists():
             print(f"MLflow records buffered (the server was unreachable): {buffer}\n"

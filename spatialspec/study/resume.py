@@ -18,7 +18,8 @@ from .inputs import validate_study_inputs
 from .runner import RunSpec, StudyConfig, run_dir, study_runs, train_overrides
 from .workflow import build_workflow
 
-__all__ = ["expected_fingerprint", "check_run_folders", "prepare_study", "run_study", "train_missing"]
+__all__ = ["expected_fingerprint", "check_run_folders", "prepare_study", "run_study", "train_missing",
+           "read_results"]
 
 
 def expected_fingerprint(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def _reusable_records(config: StudyConfig, spec: RunSpec, records: Sequence[dict
     return records
 
 
-def _read_results(path: Path) -> list[dict[str, Any]]:
+def read_results(path: Path) -> list[dict[str, Any]]:
     """The records of an existing ``results.json`` (none when there is no file); a file that is not a list of
     records is refused (:func:`spatialspec.cost.planner.load_results`) rather than overwritten."""
     from spatialspec.cost.planner import load_results
@@ -126,7 +127,8 @@ def prepare_study(config: StudyConfig, runs: Sequence[RunSpec] | None = None) ->
 
 
 def run_study(config: StudyConfig, progress: Callable[[RunSpec, list[dict[str, Any]]], None] | None = None,
-              fingerprints: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+              fingerprints: dict[str, dict[str, Any]] | None = None, runs: Sequence[RunSpec] | None = None,
+              results_file: str = "results.json", reusable: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """Run every level x model x seed of ``config``; ``out_dir/results.json`` is rewritten (atomically) after
     each run, so an interrupted study keeps what it finished, and running the same study again resumes it: a run
     whose records and checkpoint carry the run's fingerprint is reused, an interrupted one resumes from its last
@@ -137,6 +139,10 @@ def run_study(config: StudyConfig, progress: Callable[[RunSpec, list[dict[str, A
         config: the study.
         progress: called after each run with its spec and records (the CLI's progress bar).
         fingerprints: what :func:`prepare_study` returned, when the caller ran it already.
+        runs: the runs to train (default: :func:`study_runs` of ``config``); a tuned study
+            (:mod:`spatialspec.study.tuning`) passes its tuning runs, then its runs with the chosen values.
+        results_file: the file under ``out_dir`` the records are written to (``tuning.json`` for tuning runs).
+        reusable: records from elsewhere (the other file) that may stand for a run, as the file's own do.
 
     Returns:
         the records of the study's runs (see :func:`run_training`), in the order of :func:`study_runs`.
@@ -146,9 +152,9 @@ def run_study(config: StudyConfig, progress: Callable[[RunSpec, list[dict[str, A
             (:func:`~spatialspec.study.inputs.validate_study_inputs`).
         RunIdentityError: before anything is written, when ``out_dir`` holds runs made with other settings.
     """
-    runs = study_runs(config)
+    runs = study_runs(config) if runs is None else list(runs)
     out = Path(config.out_dir)
-    previous = _read_results(out / "results.json")
+    previous = [*read_results(out / results_file), *reusable]
     if fingerprints is None:
         fingerprints = prepare_study(config, runs)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +165,7 @@ def run_study(config: StudyConfig, progress: Callable[[RunSpec, list[dict[str, A
             if records is None:
                 records = runner.run_training(config, spec)
             results.extend(records)
-            write_json_atomic(out / "results.json", results)
+            write_json_atomic(out / results_file, results)
             if progress is not None:
                 progress(spec, records)
     return results
@@ -186,7 +192,7 @@ def train_missing(config: StudyConfig, runs: Sequence[RunSpec], require_checkpoi
         RunIdentityError: before anything trains, when a run folder or record was made with other settings.
     """
     results_path = Path(config.out_dir) / "results.json"
-    results = _read_results(results_path)
+    results = read_results(results_path)
     fingerprints = prepare_study(config, runs)
     with cached_splits():  # the runs sharing a seed generate their synthetic splits once
         for i, spec in enumerate(runs, 1):

@@ -26,6 +26,7 @@ from .bundles import (
     bundle_for,
     find_bundles_dir,
     method_level,
+    method_mix,
     run_configs,
     run_meta_file,
     study_level,
@@ -171,19 +172,27 @@ def _budget(n: Any) -> int | None:
 class RunSpec:
     """One training run of a study: a level trained by a bundle with a seed; ``model`` is ``pixel``, ``classifier``,
     a baseline (``jtt``, ``george``, at the ``binary`` level) or a method (``ssl``, ``spl``, at the ``seg`` level);
-    ``location_labels`` is the run's label budget (``None``: every training sample carries its label)."""
+    ``location_labels`` is the run's label budget (``None``: every training sample carries its label); ``tuned`` the
+    bundle settings a study tunes on validation (``spatialspec study --tune``, :mod:`spatialspec.study.tuning`) with
+    this run's values, as ``(key, value)`` pairs."""
 
     level: str
     model: str
     seed: int
     bundle: str
     location_labels: int | None = None
+    tuned: tuple[tuple[str, Any], ...] = ()
+    #: a mix of location labels (``mixed:seg=20,bbox=60``: ``"seg=20,bbox=60"``), whose total is location_labels
+    location_mix: str = ""
 
     @property
     def key(self) -> str:
-        """A unique, file-name-safe run key, e.g. ``seg-pixel-s0``, or ``seg-ssl-n40-s0`` with a label budget."""
+        """A unique, file-name-safe run key, e.g. ``seg-pixel-s0``, or ``seg-ssl-n40-s0`` with a label budget, or
+        ``seg-spl-n20-s0-spl_weight=0.5`` with a tuned setting (each tuned value has its own run folder)."""
         budget = "" if self.location_labels is None else f"-n{self.location_labels}"
-        return f"{self.level.replace(':', '')}-{self.model}{budget}-s{self.seed}"
+        budget += f"-{self.location_mix.replace(':', '').replace(',', '_')}" if self.location_mix else ""
+        tuned = "".join(f"-{name}={value}" for name, value in self.tuned)
+        return f"{self.level.replace(':', '')}-{self.model}{budget}-s{self.seed}{tuned}"
 
     def config_files(self, kind: str = "train", bundles_dir: str | Path | None = None) -> list[Path]:
         """The configs this run merges (:func:`spatialspec.registry.config_files`): ``train``, or ``evaluate``."""
@@ -207,9 +216,10 @@ def study_runs(config: StudyConfig) -> list[RunSpec]:
             runs.extend(RunSpec("binary", name, seed, bundle_for("binary", name)) for seed in config.seeds)
             continue
         method, base = method_level(name)
-        model = METHODS[method][1]
-        runs.extend(RunSpec(base, model, seed, bundle_for(base, model), n)
-                    for n in config.location_labels for seed in config.seeds)
+        model, mix = METHODS[method][1], method_mix(name)
+        runs.extend(RunSpec(base, model, seed, bundle_for(base, model), n,
+                            location_mix=name.partition(":")[2] if mix else "")
+                    for n in ([sum(mix.values())] if mix else config.location_labels) for seed in config.seeds)
     method_runs, runs = runs, []
     for level in config.levels:
         if parse_level(level).kind == "binary":
@@ -231,7 +241,8 @@ def train_overrides(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
     """The bundle overrides that train ``spec``: bundle root, output folder (:func:`run_dir`), level, seed, epochs
     (``max_epochs`` with ``until_converged``, the first stage of a two-stage bundle pinned to ``epochs``), data
     (``datalist`` when set, else the synthetic parameters), the selection rule (``select``), the convergence
-    settings (``until_converged``, ``patience``), label budget and the study's extra overrides."""
+    settings (``until_converged``, ``patience``), label budget, the study's extra overrides and the run's tuned
+    values (``spec.tuned``)."""
     overrides = {
         "bundle_root": str(find_bundles_dir(config.bundles_dir) / spec.bundle),
         # an expression, so that MONAI's tracking patch can append the executed-config file name to it
@@ -252,6 +263,9 @@ def train_overrides(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
     overrides.update(config.overrides)
     if spec.location_labels is not None:
         overrides["location_labels"] = spec.location_labels
+    if spec.location_mix:
+        overrides["location_mix"] = method_mix(f"mixed:{spec.location_mix}")
+    overrides.update(spec.tuned)
     return overrides
 
 
@@ -313,7 +327,7 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
                   "val_loss_best_epoch": convergence["val_loss_best_epoch"],
                   "epochs_trained": convergence["epochs_trained"],
                   "run_key": spec.key, "fingerprint": fingerprint, "run_id": None,
-                  "location_labels": spec.location_labels,
+                  "location_labels": spec.location_labels, **({"tuned": dict(spec.tuned)} if spec.tuned else {}),
                   **uncertainty_fields(test_score, test_y, test_s, config.bootstrap, spec.seed),
                   "predictions": predictions.relative_to(Path(config.out_dir).resolve()).as_posix()}
         records.append(record)
