@@ -75,5 +75,5 @@ def test_initialize_validates_the_datalist_first(name, kind, datalists):
 
 
 def test_every_config_chain_is_covered():
-    # twelve levels and methods x train, DDP train, evaluate, inference: every method has every chain by construction
-    assert len(CASES) == 48 and len(registry.METHODS) == 12
+    # thirteen levels and methods x train, DDP train, evaluate, inference: every method has every chain by construction
+    assert len(CASES) == 52 and len(registry.METHODS) == 13
