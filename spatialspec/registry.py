@@ -61,6 +61,10 @@ class MethodEntry:
         budgets: whether it trains at label budgets (``--location-labels``).
         stage_epochs: the setting holding a two-stage bundle's first-stage epochs, or ``None``.
         metrics: the validation metrics it reports (beyond the selection rule's key metric).
+        fits_on_s: whether it fits part of the model on the validation split's spurious labels whatever the
+            selection rule (DFR's last layer), so that s must be annotated there.
+        fitted: what the method fits beyond the network's weights, as the trainer's ``engine.state.metrics`` names
+            (DFR's chosen C): a study copies them into its records and the run's MLflow metrics.
         summary: one line for the tables and ``--help``.
     """
 
@@ -77,6 +81,8 @@ class MethodEntry:
     stage_epochs: str | None = None
     metrics: tuple[str, ...] = field(default=("val_loss", "val_robust_auroc", "val_overall_auroc",
                                               "val_worst_group_auroc"))
+    fits_on_s: bool = False
+    fitted: tuple[str, ...] = ()
     summary: str = ""
 
     @property
@@ -119,6 +125,7 @@ METHODS: dict[str, MethodEntry] = {e.name: e for e in (
                 summary="GEORGE: inferred groups + group DRO on binary labels (Table 1, App. A.2)"),
     MethodEntry("dfr", "dfr_classification", "classifier", "dfr", overlays=("dfr_classification/configs/train.yaml",),
                 levels=("binary",), reads_spurious="validation", cost_label="binary", budgets=False,
+                fits_on_s=True, fitted=("dfr_C", "dfr_tuning_score"),
                 summary="Deep Feature Reweighting: ERM classifier, last layer refitted on balanced validation "
                         "groups (Kirichenko et al. 2023)"),
     MethodEntry("seg-ssl", "seg_ssl", "pixelwise", "ssl", overlays=("seg_ssl/configs/train.yaml",),

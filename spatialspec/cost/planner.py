@@ -239,7 +239,9 @@ def curves_from_records(records: Iterable[dict[str, Any]], score: str = "mean", 
     ``location_labels``, ``robust_auroc``, optionally ``overall_auroc``), averaging over seeds.
 
     A location-supervised record without a budget (``location_labels`` ``None``: every training sample labelled)
-    counts as ``training_size`` labels when given, and is left out otherwise. Records of other scores are ignored.
+    counts as ``training_size`` labels when given, and is left out otherwise. Records of other scores are ignored, and
+    so are mixed-supervision runs with a mix of levels (``location_mix``: one point, not a curve of one level's
+    labels; :mod:`spatialspec.cost.frontier` prices each level of the mix).
 
     Raises:
         ValueError: naming ``records`` when none is left for ``score``, or the record that lacks a field.
@@ -253,6 +255,8 @@ def curves_from_records(records: Iterable[dict[str, Any]], score: str = "mean", 
         if record["score"] != score:
             continue
         seen = True
+        if record.get("location_mix"):
+            continue  # a mix of levels is one point priced per level (spatialspec.cost.frontier), not a curve in n
         level = parse_level(record["level"]).name
         model = record.get("model") or "pixel"
         budget = record.get("location_labels")

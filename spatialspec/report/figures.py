@@ -6,7 +6,6 @@ label budgets."""
 from __future__ import annotations
 
 import io
-import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,18 +79,19 @@ def label_budget_png(curves: Sequence[Any]) -> bytes:
 
 def frontier_points(curves: Sequence[Any], planner: Any) -> list[dict[str, Any]]:
     """Every measured (option, budget) as its extra annotation cost (``planner.cost``; 0 for image labels) and robust
-    AUROC, with ``frontier`` true for the points no cheaper-or-equal point beats (the cost-robustness frontier)."""
+    AUROC, with ``frontier`` true for the points no cheaper-or-equal point beats (the cost-robustness frontier,
+    :func:`spatialspec.cost.frontier.pareto_flags`)."""
+    from spatialspec.cost.frontier import pareto_flags
+
     points = []
     for curve in curves:
         for n, robust in zip(curve.budgets, curve.robust):
             cost = planner.cost(curve.level, n) if curve.location_supervised else 0.0
             points.append({"option": curve.option, "n": n if curve.location_supervised else None,
                            "cost": float(cost), "robust_auroc": float(robust)})
-    best = -math.inf
-    for point in sorted(points, key=lambda p: (p["cost"], -p["robust_auroc"])):
-        point["frontier"] = not math.isnan(point["robust_auroc"]) and point["robust_auroc"] > best
-        if point["frontier"]:
-            best = point["robust_auroc"]
+    flags = pareto_flags([p["cost"] for p in points], [p["robust_auroc"] for p in points])
+    for point, flag in zip(points, flags):
+        point["frontier"] = flag
     return points
 
 

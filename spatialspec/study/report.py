@@ -16,8 +16,8 @@ from spatialspec.atomic import atomic_write, save_figure_atomic
 from spatialspec.cost.planner import option_name
 from spatialspec.stats import nan_mean_std
 
-__all__ = ["summarize", "write_summary_csv", "plot_results", "format_table", "row_label", "SUMMARY_FIGURES",
-           "convergence_warning"]
+__all__ = ["summarize", "mix_label", "write_summary_csv", "plot_results", "format_table", "row_label",
+           "SUMMARY_FIGURES", "convergence_warning"]
 
 SUMMARY_FIGURES = ("robust_auroc", "overall_auroc", "worst_pair_auroc")
 
@@ -26,8 +26,15 @@ def row_label(record: dict[str, Any]) -> str:
     """How a record's level is shown: ``binary (classifier)`` for the classifier, ``binary (jtt)`` for a baseline,
     ``seg (ssl)`` for a method, the level name otherwise; `` n=40`` follows when the run had a label budget."""
     label = option_name(record["level"], record.get("model", "pixel"))
-    budget = record.get("location_labels")
+    budget, mix = record.get("location_labels"), record.get("location_mix")
+    if mix:
+        return f"{label} {mix if isinstance(mix, str) else mix_label(mix)}"
     return label if budget is None else f"{label} n={budget}"
+
+
+def mix_label(mix: dict[str, int] | None) -> str:
+    """A mixed-supervision run's mix of location labels as ``seg=20,bbox=60`` (``""`` for any other run)."""
+    return ",".join(f"{level}={n}" for level, n in (mix or {}).items())
 
 
 def summarize(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike | None = None,
@@ -53,16 +60,18 @@ def summarize(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike | No
     Returns:
         rows with ``level``, ``model``, ``score``, ``n_seeds``, ``location_labels`` (the label budget, ``None`` for
         all samples), ``<figure>_mean`` / ``<figure>_std`` / ``<figure>_ci_low`` / ``<figure>_ci_high`` for the
-        robust, overall and worst-pair AUROC, and ``wall_s_mean`` / ``wall_s_std``.
+        robust, overall and worst-pair AUROC, and ``wall_s_mean`` / ``wall_s_std``; a mixed-supervision mix
+        (``mixed:seg=20,bbox=60``) is its own row, with ``location_mix`` (``seg=20,bbox=60``).
     """
-    groups: dict[tuple[str, str, Any, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, Any, str, str], list[dict[str, Any]]] = {}
     for record in records:
-        key = (record["level"], record.get("model", "pixel"), record.get("location_labels"), record["score"])
+        key = (record["level"], record.get("model", "pixel"), record.get("location_labels"), record["score"],
+               mix_label(record.get("location_mix")))
         groups.setdefault(key, []).append(record)
     rows = []
-    for (level, model, budget, score), members in groups.items():
+    for (level, model, budget, score, mix), members in groups.items():
         row: dict[str, Any] = {"level": level, "model": model, "score": score, "n_seeds": len(members),
-                               "location_labels": budget}
+                               "location_labels": budget, **({"location_mix": mix} if mix else {})}
         for figure in SUMMARY_FIGURES:
             row[f"{figure}_mean"], row[f"{figure}_std"] = nan_mean_std([m[figure] for m in members])
         row.update(_seed_mean_intervals(members, out_dir, bootstrap, seed))
@@ -94,7 +103,9 @@ def _seed_mean_intervals(members: Sequence[dict[str, Any]], out_dir: str | os.Pa
 def write_summary_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
     """Write :func:`summarize` rows as CSV (atomically)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0].keys()) if rows else ["level"])
+    # every row's fields, in the order first seen (a mix row adds location_mix)
+    fields = list(dict.fromkeys(key for row in rows for key in row)) or ["level"]
+    writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
     return atomic_write(path, buffer.getvalue())

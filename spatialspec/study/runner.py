@@ -14,6 +14,7 @@ from urllib.parse import quote
 from spatialspec._deprecated import moved_names
 from spatialspec.data.synthetic import SyntheticParams
 from spatialspec.levels import parse_level
+from spatialspec.registry import method_for_run
 from spatialspec.score_names import parse_score
 from spatialspec.selection_rules import STUDY_RULES
 from spatialspec.tracking.buffer import BUFFER_NAME
@@ -39,7 +40,8 @@ from .workflow import build_workflow, tracking_settings
 if TYPE_CHECKING:
     pass
 
-__all__ = ["StudyConfig", "RunSpec", "study_runs", "run_dir", "run_training", "study_params", "train_overrides"]
+__all__ = ["StudyConfig", "RunSpec", "study_runs", "run_dir", "run_training", "study_params", "train_overrides",
+           "fitted_values"]
 
 __getattr__ = moved_names(__name__, {"plan_runs": "spatialspec.study.runner.study_runs"})
 
@@ -269,6 +271,20 @@ def train_overrides(config: StudyConfig, spec: RunSpec) -> dict[str, Any]:
     return overrides
 
 
+def fitted_values(metrics: dict[str, Any], names: Sequence[str]) -> dict[str, float]:
+    """The values a method fitted beyond the weights (:attr:`spatialspec.registry.MethodEntry.fitted`, e.g. DFR's
+    chosen ``dfr_C``), read from the trainer's ``engine.state.metrics``.
+
+    Raises:
+        RuntimeError: naming the value when the trainer did not record it (its writer handler did not run).
+    """
+    missing = [name for name in names if name not in metrics]
+    if missing:
+        raise RuntimeError(f"the trainer recorded no {', '.join(missing)} (engine.state.metrics holds "
+                           f"{', '.join(sorted(metrics)) or 'nothing'})")
+    return {name: float(metrics[name]) for name in names}
+
+
 def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     """Train one run through its bundle's ``train.yaml`` and evaluate its best checkpoint on the test split for every
     score through ``evaluate.yaml``, in one test pass (:func:`spatialspec.study.evaluation.evaluate_scores`).
@@ -304,6 +320,8 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
     best_epoch, best_key_metric = evaluator.state.best_metric_epoch, evaluator.state.best_metric
     key_metric = evaluator.state.key_metric_name
     convergence = train.parser.get_parsed_content("train#convergence").summary()
+    fitted = fitted_values(train.parser.get_parsed_content("train#trainer").state.metrics,
+                           method_for_run(spec.level, spec.model).fitted)
     train.finalize()
     train_wall = time.perf_counter() - started
 
@@ -328,6 +346,8 @@ def run_training(config: StudyConfig, spec: RunSpec) -> list[dict[str, Any]]:
                   "epochs_trained": convergence["epochs_trained"],
                   "run_key": spec.key, "fingerprint": fingerprint, "run_id": None,
                   "location_labels": spec.location_labels, **({"tuned": dict(spec.tuned)} if spec.tuned else {}),
+                  **({"location_mix": method_mix(f"mixed:{spec.location_mix}")} if spec.location_mix else {}),
+                  **fitted,
                   **uncertainty_fields(test_score, test_y, test_s, config.bootstrap, spec.seed),
                   "predictions": predictions.relative_to(Path(config.out_dir).resolve()).as_posix()}
         records.append(record)

@@ -79,6 +79,13 @@ def _log_online(tracking_uri: str, experiment_name: str, params: dict[str, Any],
     return run_id
 
 
+def _fitted_names(record: dict[str, Any]) -> tuple[str, ...]:
+    """What a record's method fitted beyond the weights (:attr:`spatialspec.registry.MethodEntry.fitted`)."""
+    from spatialspec.registry import method_for_run
+
+    return method_for_run(record["level"], record.get("model", "pixel")).fitted
+
+
 def log_test_figures(config: StudyConfig, run_name: str, records: list[dict[str, Any]]) -> str | None:
     """Add the test figures of every score to the run's MLflow record (the validator logged the per-epoch ones), with
     their bootstrap bounds as ``test_<figure>_ci_low_<score>`` / ``..._ci_high_<score>`` when the study computed
@@ -98,6 +105,8 @@ def log_test_figures(config: StudyConfig, run_name: str, records: list[dict[str,
     metrics += [Metric(f"test_{name}_ci_{bound}_{r['score'].replace(':', '')}", r[f"{name}_ci"][i], now, 0)
                 for r in records for name in FIGURE_NAMES if r.get(f"{name}_ci") is not None
                 for i, bound in enumerate(("low", "high"))]
+    # what the method fitted beyond the weights (DFR's chosen C), once per run
+    metrics += [Metric(name, records[0][name], now, 0) for name in _fitted_names(records[0]) if name in records[0]]
     # an unreachable server: buffer the figures with the run's other records (returns the run id if known)
     buffer = TrackingBuffer(Path(config.out_dir).resolve() / BUFFER_NAME, config.resolved_tracking_uri())
     logged = buffer.attempt(lambda: _log_figures_online(config, run_name, metrics), lambda: buffer.record(

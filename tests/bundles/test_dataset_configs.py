@@ -34,13 +34,15 @@ from tests.fixtures_real import make_isic, make_siim, write_tubes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLES_DIR = REPO_ROOT / "bundles"
-NAMES = ("seg", "bbox", "classifier", "jtt", "george", "rrr")
+NAMES = ("seg", "bbox", "classifier", "jtt", "george", "rrr", "mixed")
 DATASETS = ("siim", "isic")
 CASES = [(n, d) for n in NAMES for d in DATASETS]
 WRITTEN = 64  # side of the written PNGs
 SIDE = 32  # image_size of the runs: an exact 2 x 2 block mean / any-positive pooling of the written files
 STATS = {"siim": ([0.449], [0.226]), "isic": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])}
-TWO_STAGE_ARGS = {"jtt": ["--erm_epochs", "1"], "george": ["--erm_epochs", "1", "--reducer", "pca"]}
+# the one-epoch runs' own settings: the two-stage bundles' first stage, and a mix of masks and boxes for mixed
+RUN_ARGS = {"jtt": ["--erm_epochs", "1"], "george": ["--erm_epochs", "1", "--reducer", "pca"],
+            "mixed": ["--location_labels", "4", "--location_mix", "{'seg': 2, 'bbox': 2}"]}
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +154,28 @@ def test_preprocessing_matches_the_files(name, dataset, real_data):
     assert tuple(out.shape[:2]) == (2, classes)
 
 
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_mixed_supervision_gives_each_image_its_own_level(dataset, real_data):
+    folder = real_data[dataset]
+    n_train = len(json.loads((folder / "datalist.json").read_text())["training"])
+    mix = {"seg": 2, "bbox": 2}
+    parser = _parser("mixed", dataset, {"dataset_dir": str(folder), "image_size": SIDE, "cache_workers": 1,
+                                        "location_labels": 4, "location_mix": mix})
+    assert parser.get_parsed_content("free_negatives") is (dataset == "siim")  # ISIC's benign lesions are not free
+    entries = parser.get_parsed_content("train#data")
+    dataset_obj = parser.get_parsed_content("train#dataset")
+    assert len(entries) == len(dataset_obj) == n_train  # every image trains, located or not
+    levels = [e["location_level"] for e in entries]
+    assert levels.count("bbox") >= 2 and "binary" in levels and levels.count("seg") >= 2
+    for i, entry in enumerate(entries):
+        name = entry["location_level"]
+        mask = _block_any(_png(Path(entry["lesion" if dataset == "isic" else "label"])) > 0)
+        expected = np.zeros_like(mask) if name == "binary" else _boxes(mask) if name == "bbox" else mask
+        expected = expected * (1 + entry["y"] if dataset == "isic" else 1)
+        np.testing.assert_array_equal(dataset_obj[i]["label"].numpy(), expected.astype(np.float32), err_msg=name)
+        assert dataset_obj[i]["has_location"] == int(name != "binary")
+
+
 @pytest.mark.parametrize("name", ["seg", "bbox"])
 def test_isic_score_is_the_melanoma_channel(name, real_data):
     parser = _parser(name, "isic", {"dataset_dir": str(real_data["isic"])})
@@ -209,7 +233,7 @@ def _run(args: list[str], log: Path) -> tuple[int, str]:
 def _train_args(name: str, files: list[Path], dataset_dir: Path, out: Path) -> list[str]:
     return ["run", "--config_file", _config_arg(files), "--meta_file", _meta_arg(name), "--dataset_dir",
             str(dataset_dir), "--image_size", str(SIDE), "--epochs", "1", "--batch_size", "4", "--val_batch_size", "4",
-            "--output_dir", str(out), *TWO_STAGE_ARGS.get(name, [])]
+            "--output_dir", str(out), *RUN_ARGS.get(name, [])]
 
 
 @pytest.fixture(scope="module")

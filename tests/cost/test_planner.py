@@ -90,9 +90,11 @@ def test_curves_from_records_average_seeds_and_handle_missing_budgets(tmp_path):
                     {"level": "binary", "model": "pixel", "score": "mean", "seed": seed, "location_labels": None,
                      "robust_auroc": 0.1 * seed, "overall_auroc": 0.7},
                     {"level": "seg", "model": "pixel", "score": "max", "seed": seed, "location_labels": 10,
-                     "robust_auroc": 0.0}]
+                     "robust_auroc": 0.0},
+                    {"level": "seg", "model": "mixed", "score": "mean", "seed": seed, "location_labels": 30,
+                     "location_mix": {"seg": 10, "bbox": 20}, "robust_auroc": 0.2}]
     curves = {c.option: c for c in curves_from_records(records, training_size=150)}
-    assert set(curves) == {"seg", "seg (ssl)", "binary"}
+    assert set(curves) == {"seg", "seg (ssl)", "binary"}  # a mix of levels is no curve of one level
     assert curves["seg"].budgets == (10, 150)
     assert curves["seg"].robust == pytest.approx((0.6, 0.9)) and curves["seg"].robust_std == pytest.approx((0.1, 0.1))
     assert curves["binary"].robust == pytest.approx((0.05,)) and curves["binary"].n_seeds == (2,)

@@ -5,15 +5,12 @@ evaluate -> inference and the metadata/property checks of the bundle: ``rrr`` in
 
 from __future__ import annotations
 
-import ast
 import json
-import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from mlflow.tracking import MlflowClient
 
 from spatialspec import registry
@@ -27,7 +24,7 @@ sys.path[:0] = [str(TESTS / "handlers"), str(TESTS / "bundles")]
 # the in-process workflow on tiny data (24 training images, batch 8) of the label-budget tests, and the SIGKILL
 # machinery of the resume tests
 from test_budget_configs import BUNDLES, TINY, _workflow  # noqa: E402
-from test_resume import BATCH, EPOCHS, VAL_METRICS, _finish, _histories, _kill_config, _start, _train_args  # noqa: E402
+from test_resume import assert_method_resumes_as_if_uninterrupted  # noqa: E402
 
 GUIDED = ("rrr", "gradmask", "actdiff", "gain")
 # each method at another level: every level kind of the methods is trained once
@@ -95,36 +92,9 @@ def test_weight_override_reaches_the_loss_and_bad_values_fail_clearly(tmp_path):
 # ---- SIGKILL in the middle of an epoch, then the same command again -------------------------------------------------
 
 
-def _args(out: Path, db: Path, extra_config: Path | None = None) -> list[str]:
-    args = _train_args("gradmask", "$" + repr(str(out)), "--batch_size", str(BATCH), "--level", "bbox",
-                       "--tracking", "mlflow", "--tracking_uri", f"sqlite:///{db}", "--experiment_name", "resume",
-                       "--run_name", "r", epochs=EPOCHS, synthetic=TINY)
-    i = args.index("--config_file") + 1
-    args[i] = repr([*ast.literal_eval(args[i]), *([str(extra_config)] if extra_config is not None else [])])
-    return args
-
-
 @pytest.mark.slow
 def test_gradmask_resumes_after_sigkill_as_if_uninterrupted(tmp_path):
-    marker = tmp_path / "kill.marker"
-    marker.touch()
-    killed = _args(tmp_path / "killed", tmp_path / "killed.db", _kill_config(tmp_path / "kill.yaml", marker))
-    jobs = [_start(killed, tmp_path / "killed1.log"), _start(_args(tmp_path / "ref", tmp_path / "ref.db"),
-                                                             tmp_path / "ref.log")]
-    first, ref = (_finish(j) for j in jobs)
-    second = _finish(_start(killed, tmp_path / "killed2.log"))
-    assert first.returncode == -signal.SIGKILL, first.describe()
-    assert ref.returncode == 0 and second.returncode == 0, second.describe()
-    assert "resumed from" in second.output, second.describe()
-    run, resumed = _histories(tmp_path / "killed.db")
-    _, expected = _histories(tmp_path / "ref.db")
-    assert run.info.status == "FINISHED" and run.data.params["method"] == "gradmask"
-    for name in VAL_METRICS:
-        assert [step for step, _ in resumed[name]] == list(range(1, EPOCHS + 1))
-        np.testing.assert_allclose([v for _, v in resumed[name]], [v for _, v in expected[name]], rtol=0, atol=1e-6)
-    best = torch.load(tmp_path / "killed" / "models" / "model.pt", weights_only=True)
-    for key, value in torch.load(tmp_path / "ref" / "models" / "model.pt", weights_only=True).items():
-        torch.testing.assert_close(best[key], value, rtol=0, atol=1e-6)
+    assert_method_resumes_as_if_uninterrupted(tmp_path, "gradmask", "--level", "bbox")
 
 
 # ---- the study ----------------------------------------------------------------------------------------------------

@@ -392,14 +392,7 @@ def _kill_config(path: Path, marker: Path) -> Path:
 
 
 def _args(out: Path, db: Path, extra_config: Path | None = None) -> list[str]:
-    args = _train_args("seg", "$" + repr(str(out)), "--batch_size", str(BATCH), "--tracking", "mlflow",
-                       "--tracking_uri", f"sqlite:///{db}", "--experiment_name", "resume", "--run_name", "r",
-                       epochs=EPOCHS, synthetic=TINY)
-    # the config chain as a Python list, which MONAI's command line (fire) reads for any path
-    i = args.index("--config_file") + 1
-    chain = ast.literal_eval(args[i]) if args[i].startswith("[") else args[i].split(",")
-    args[i] = repr([*chain, *([str(extra_config)] if extra_config is not None else [])])
-    return args
+    return method_args("seg", out, db, kill_config=extra_config)
 
 
 def _histories(db: Path) -> tuple[object, dict[str, list[tuple[int, float]]]]:
@@ -411,6 +404,45 @@ def _histories(db: Path) -> tuple[object, dict[str, list[tuple[int, float]]]]:
     run = runs[0]
     return run, {name: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, name))
                  for name in VAL_METRICS}
+
+
+def method_args(name: str, out: Path, db: Path, *extra: str, kill_config: Path | None = None) -> list[str]:
+    """``monai.bundle run`` arguments training method ``name`` on TINY for EPOCHS epochs, tracked in ``db``, with
+    ``extra`` settings and the SIGKILL config appended to its chain when given."""
+    args = _train_args(name, "$" + repr(str(out)), "--batch_size", str(BATCH), *extra, "--tracking", "mlflow",
+                       "--tracking_uri", f"sqlite:///{db}", "--experiment_name", "resume", "--run_name", "r",
+                       epochs=EPOCHS, synthetic=TINY)
+    # the config chain as a Python list, which MONAI's command line (fire) reads for any path
+    i = args.index("--config_file") + 1
+    chain = ast.literal_eval(args[i]) if args[i].startswith("[") else args[i].split(",")
+    args[i] = repr([*chain, *([str(kill_config)] if kill_config is not None else [])])
+    return args
+
+
+def assert_method_resumes_as_if_uninterrupted(tmp_path: Path, name: str, *extra: str) -> None:
+    """SIGKILL method ``name`` in the middle of epoch 2 and run the very same command again: one FINISHED MLflow run
+    whose per-epoch validation metrics and best checkpoint equal an uninterrupted run's (run beside it)."""
+    marker = tmp_path / "kill.marker"
+    marker.touch()
+    killed = method_args(name, tmp_path / "killed", tmp_path / "killed.db", *extra,
+                         kill_config=_kill_config(tmp_path / "kill.yaml", marker))
+    jobs = [_start(killed, tmp_path / "killed1.log"),
+            _start(method_args(name, tmp_path / "ref", tmp_path / "ref.db", *extra), tmp_path / "ref.log")]
+    first, ref = (_finish(j) for j in jobs)
+    second = _finish(_start(killed, tmp_path / "killed2.log"))
+    assert first.returncode == -signal.SIGKILL, first.describe()
+    assert ref.returncode == 0 and second.returncode == 0, second.describe()
+    assert "resumed from" in second.output, second.describe()
+    run, resumed = _histories(tmp_path / "killed.db")
+    _, expected = _histories(tmp_path / "ref.db")
+    assert run.info.status == "FINISHED" and run.data.params["method"] == name
+    for metric in VAL_METRICS:
+        assert [step for step, _ in resumed[metric]] == list(range(1, EPOCHS + 1))
+        np.testing.assert_allclose([v for _, v in resumed[metric]], [v for _, v in expected[metric]], rtol=0,
+                                   atol=1e-6)
+    best = torch.load(tmp_path / "killed" / "models" / "model.pt", weights_only=True)
+    for key, value in torch.load(tmp_path / "ref" / "models" / "model.pt", weights_only=True).items():
+        torch.testing.assert_close(best[key], value, rtol=0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ a mask / box mix, the images beyond it kept as binary, and bad mixes refused in 
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -43,6 +44,12 @@ def test_study_trains_a_budget_and_a_mix_keeping_the_rest_binary(tmp_path):
     records = json.loads((out / "results.json").read_text())
     assert sorted((r["level"], r["model"], r["location_labels"]) for r in records) == [("seg", "mixed", 5),
                                                                                         ("seg", "mixed", 6)]
+    # the mix is in its record and its own summary row, apart from a plain run of the same total
+    assert [r.get("location_mix") for r in sorted(records, key=lambda r: r["location_labels"])] == [
+        None, {"seg": 2, "bbox": 4}]
+    with open(out / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["location_mix"] for r in rows) == ["", "seg=2,bbox=4"]
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlruns.db'}")
     experiment = client.get_experiment_by_name("spatialspec-study")
     runs = {run.info.run_name: run.data for run in client.search_runs([experiment.experiment_id])}

@@ -137,4 +137,12 @@ def test_study_runs_dfr_next_to_binary_erm(tmp_path):
     experiment = client.get_experiment_by_name("spatialspec-study")
     params = {r.info.run_name: r.data.params for r in client.search_runs([experiment.experiment_id])}
     assert params["binary-dfr-s0"]["method"] == "dfr" and params["binary-dfr-s0"]["dfr_n_draws"] == "10"
+    # the chosen C and its tuning score: in the study's record and the run's MLflow metrics, as in dfr.json
+    fit = json.loads((runs / "binary-dfr-s0" / "models" / "dfr.json").read_text())
+    dfr = next(r for r in records if r["model"] == "dfr")
+    assert dfr["dfr_C"] == fit["C"] and dfr["dfr_tuning_score"] == pytest.approx(fit["scores"][str(fit["C"])])
+    metrics = {r.info.run_name: r.data.metrics for r in client.search_runs([experiment.experiment_id])}
+    assert metrics["binary-dfr-s0"]["dfr_C"] == fit["C"]
+    assert metrics["binary-dfr-s0"]["dfr_tuning_score"] == pytest.approx(dfr["dfr_tuning_score"])
+    assert "dfr_C" not in next(r for r in records if r["model"] == "classifier")
     print({r["model"]: {k: r[k] for k in ("robust_auroc", "overall_auroc", "worst_pair_auroc")} for r in records})

@@ -20,6 +20,7 @@ from spatialspec.study import (
 )
 from spatialspec.study.bundles import study_level
 from spatialspec.study.report import row_label
+from spatialspec.study.runner import fitted_values
 
 
 @pytest.mark.parametrize(
@@ -138,6 +139,22 @@ def test_summarize_mean_std_and_nan():
     seg = rows[1]
     assert seg["robust_auroc_mean"] == pytest.approx(1.0)  # NaN seeds are left out of the mean
     assert seg["robust_auroc_std"] == pytest.approx(0.0)
+
+
+def test_summarize_keeps_a_mix_apart_from_a_plain_run_of_its_total():
+    plain = {**_record("seg", 0, 0.9, 0.9, model="mixed"), "location_labels": 80}
+    mix = {**_record("seg", 0, 0.1, 0.5, model="mixed"), "location_labels": 80, "location_mix": {"seg": 20, "bbox": 60}}
+    rows = summarize([plain, {**mix, "seed": 1}, mix])
+    assert [(r["n_seeds"], r.get("location_mix")) for r in rows] == [(1, None), (2, "seg=20,bbox=60")]
+    assert rows[1]["robust_auroc_mean"] == pytest.approx(0.1)
+    assert row_label(mix) == "seg (mixed) seg=20,bbox=60" and row_label(plain) == "seg (mixed) n=80"
+
+
+def test_fitted_values_are_read_from_the_trainer_metrics():
+    assert fitted_values({"dfr_C": 0.3, "dfr_tuning_score": 0.75, "loss": 1.0}, ("dfr_C",)) == {"dfr_C": 0.3}
+    assert fitted_values({"loss": 1.0}, ()) == {}
+    with pytest.raises(RuntimeError, match="no dfr_C"):
+        fitted_values({"loss": 1.0}, ("dfr_C", "loss"))
 
 
 def test_reports_written(tmp_path):
