@@ -170,9 +170,27 @@ def _params_section(params: dict[str, Any] | None) -> str:
             ["parameter", "value"], ([_e(k), _e(v)] for k, v in (params.get("synthetic") or {}).items()), 1,
             "data-model")
     settings = [[_e(k), _e(", ".join(map(str, v)) if isinstance(v, list) else json.dumps(v) if isinstance(v, dict)
-                             else v)] for k, v in params.items() if k not in ("synthetic", "datalist")]
+                             else v)] for k, v in params.items() if k not in ("synthetic", "datalist", "tune")]
     return ("<h2>Data and study settings</h2>" + data_part + "<h3>Study settings</h3>"
-            + _table(["setting", "value"], settings, 2, "settings"))
+            + _table(["setting", "value"], settings, 2, "settings") + _tuning_section(params.get("tune")))
+
+
+def _tuning_section(tune: dict[str, Any] | None) -> str:
+    """The settings tuned on validation (``spatialspec study --tune``): every value tried, the validation figure the
+    selection rule read, and the value chosen (``study.json``'s ``tune`` entry)."""
+    if not tune:
+        return ""
+    trials = tune.get("trials") or []
+    cells = [[_e(t.get("run_key")), _e(", ".join(f"{k}={v}" for k, v in (t.get("tuned") or {}).items())),
+              _e(t.get("key_metric")), _e(t.get("best_key_metric")), "yes" if t.get("chosen") else ""] for t in trials]
+    grid = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in (tune.get("grid") or {}).items())
+    meta = (f"<p class=meta>Grid {_e(grid)}, each value trained at seed {_e(tune.get('seed'))} and "
+            f"{_e(tune.get('budget') or 'all')} location labels, chosen by <code>{_e(tune.get('select'))}</code> on "
+            "the validation split; every other run trains with the chosen value.</p>")
+    if not trials:
+        return "<h3>Tuned on validation</h3>" + meta + "<p class=note>No tuning run has finished yet.</p>"
+    return ("<h3>Tuned on validation</h3>" + meta
+            + _table(["tuning run", "value", "validation figure", "best value", "chosen"], cells, 2, "tuning"))
 
 
 def _runs_section(records: Sequence[dict[str, Any]], parent_run_id: str | None) -> str:

@@ -195,3 +195,19 @@ def test_write_study_report_uses_the_study_rows(study, tmp_path):
     assert path == tmp_path / "report.html"
     assert [line[:2] for line in parse(path.read_text()).tables["results"]] == [[row_label(r), r["score"]]
                                                                                 for r in rows]
+
+
+def test_tuning_grid_and_choice_are_a_table_of_their_own(tmp_path):
+    folder = make_study(tmp_path / "tuned")
+    params = json.loads((folder / "study.json").read_text())
+    trials = [{"run_key": f"seg-spl-n20-s0-spl_weight={w}", "tuned": {"spl_weight": w}, "key_metric": "val_loss",
+               "best_key_metric": loss, "chosen": w == 0.1} for w, loss in ((0.1, 0.36), (1, 0.46))]
+    params["tune"] = {"grid": {"spl_weight": [0.1, 1]}, "seed": 0, "budget": 20, "select": "val_loss",
+                      "choice": {"seg-spl": {"spl_weight": 0.1}}, "trials": trials}
+    (folder / "study.json").write_text(json.dumps(params))
+    page = parse(render_report(load_folder(folder)))
+    assert page.tables["tuning"] == [["seg-spl-n20-s0-spl_weight=0.1", "spl_weight=0.1", "val_loss", "0.360", "yes"],
+                                     ["seg-spl-n20-s0-spl_weight=1", "spl_weight=1", "val_loss", "0.460", ""]]
+    assert "tune" not in {line[0] for line in page.tables["settings"]}
+    # a study without --tune has no such table
+    assert "tuning" not in parse(render_report(load_folder(make_study(tmp_path / "plain")))).tables
