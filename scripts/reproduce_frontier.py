@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -41,8 +40,7 @@ from pathlib import Path
 from spatialspec.atomic import atomic_write, write_json_atomic
 from spatialspec.cli.main import main as spatialspec_main
 from spatialspec.cost.frontier import frontier_markdown, frontier_points, plot_frontier, write_frontier_csv
-from spatialspec.cost.planner import load_results
-from spatialspec.study.report import summarize
+from spatialspec.report import read_summary_csv
 
 __all__ = ["SETTINGS", "LEVELS", "METHODS", "TUNE_GRID", "parse_args", "study_argv", "main"]
 
@@ -127,12 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = spatialspec_main(command)
     if status:
         return status
-    logging.disable(logging.NOTSET)
-    records = load_results(out)
     params = json.loads((out / "study.json").read_text())
     synthetic = params["synthetic"]
     positive_fraction = args.positive_fraction if args.positive_fraction is not None else float(synthetic["mu_y"])
-    rows = summarize(records, out_dir=out)
+    rows = read_summary_csv(out / "summary.csv")  # the study's: seed means and intervals of the chosen runs
     points = frontier_points(rows, positive_fraction=positive_fraction, training_size=int(synthetic["m"]),
                              selection_reads_spurious=params["select"] in S_READING_RULES)
     write_frontier_csv(points, out / "frontier.csv")
