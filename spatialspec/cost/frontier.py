@@ -97,14 +97,16 @@ def location_cost(level: str, model: str, labelled: int, positive_fraction: floa
                      for name, n in counts.items()))
 
 
-def pareto_flags(costs: Sequence[float], values: Sequence[float]) -> list[bool]:
+def pareto_flags(costs: Sequence[float], values: Sequence[float], tolerance: float = 0.0) -> list[bool]:
     """For each point, whether no other costs at most as much and reaches at least as high a value, one of the two
-    strictly (NaN values are never on the front; equal points are both on it)."""
+    strictly (NaN values are never on the front; equal points are both on it). Values within ``tolerance`` of each
+    other count as equal: a point is not beaten by another that costs as much and is higher by at most
+    ``tolerance``, nor saved by being higher than a cheaper point by at most ``tolerance``."""
     flags = []
     for i, (cost, value) in enumerate(zip(costs, values)):
         dominated = math.isnan(value) or any(
-            j != i and not math.isnan(v) and c <= cost and v >= value and (c < cost or v > value)
-            for j, (c, v) in enumerate(zip(costs, values)))
+            j != i and not math.isnan(v) and c <= cost and v >= value - tolerance
+            and (c < cost or v > value + tolerance) for j, (c, v) in enumerate(zip(costs, values)))
         flags.append(not dominated)
     return flags
 
@@ -122,8 +124,8 @@ def _optional(value: Any) -> float | None:
 
 
 def frontier_points(rows: Sequence[dict[str, Any]], positive_fraction: float = 1.0, training_size: int | None = None,
-                    cost_model: AnnotationCostModel | None = None, selection_reads_spurious: bool = False
-                    ) -> list[FrontierPoint]:
+                    cost_model: AnnotationCostModel | None = None, selection_reads_spurious: bool = False,
+                    tolerance: float = 5e-4) -> list[FrontierPoint]:
     """The frontier's points from :func:`spatialspec.study.summarize` rows (one score: the first row's), the Pareto
     front marked, sorted by cost and then by robust AUROC (highest first).
 
@@ -137,6 +139,8 @@ def frontier_points(rows: Sequence[dict[str, Any]], positive_fraction: float = 1
             out without it.
         cost_model: the click model (the paper's defaults).
         selection_reads_spurious: whether the study's selection rule reads s on validation (every point does then).
+        tolerance: robust AUROCs closer than this count as equal on the front (default: half the last digit of the
+            tables' three decimals, so that a dearer point is not on the front by a difference no table shows).
 
     Raises:
         ValueError: naming ``rows`` when none is left.
@@ -172,7 +176,7 @@ def frontier_points(rows: Sequence[dict[str, Any]], positive_fraction: float = 1
             "validation" if entry.fits_on_s or selection_reads_spurious else "never"))
     if not points:
         raise ValueError("rows: none has a label budget and no training_size was given for the 'all' runs")
-    flags = pareto_flags([p.cost for p in points], [p.robust_auroc for p in points])
+    flags = pareto_flags([p.cost for p in points], [p.robust_auroc for p in points], tolerance)
     points = [FrontierPoint(**{**p.to_dict(), "pareto": flag}) for p, flag in zip(points, flags)]
     return sorted(points, key=lambda p: (p.cost, -p.robust_auroc if not math.isnan(p.robust_auroc) else math.inf))
 
@@ -209,16 +213,16 @@ def write_frontier_csv(points: Sequence[FrontierPoint], path: str | os.PathLike)
 
 
 def plot_frontier(points: Sequence[FrontierPoint], path: str | os.PathLike, title: str = "") -> Path:
-    """Robust AUROC against the extra annotation cost (symlog dollars; image labels at 0): one marker series per
-    method joining its budgets, error bars the 95% interval of the seed mean (one std where there is none), the
-    Pareto front as a step line."""
+    """Robust AUROC against the extra annotation cost (symlog dollars, linear below $0.10; image labels at 0): one
+    marker series per method joining its budgets, error bars the 95% interval of the seed mean (one std where there
+    is none), the Pareto front as a step line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    markers = "osD^v<>phX*P8"
+    markers, colors = "osD^v<>phX*P8", plt.get_cmap("tab20")
     for i, method in enumerate(dict.fromkeys(p.method for p in points)):
         mine = sorted((p for p in points if p.method == method), key=lambda p: p.cost)
         x, y = [p.cost for p in mine], [p.robust_auroc for p in mine]
@@ -228,14 +232,13 @@ def plot_frontier(points: Sequence[FrontierPoint], path: str | os.PathLike, titl
         else:
             err = [p.robust_std for p in mine]
         ax.errorbar(x, y, yerr=err, marker=markers[i % len(markers)], ms=5, lw=0.8, capsize=2, label=method,
-                    ls="-" if len(mine) > 1 else "none", color=f"C{i % 10}" if i < 10 else "black", mfc="none"
-                    if i >= 10 else None)
+                    ls="-" if len(mine) > 1 else "none", color=colors(i % 20))
     front = sorted((p for p in points if p.pareto), key=lambda p: p.cost)
     if front:
         ax.step([p.cost for p in front], [p.robust_auroc for p in front], where="post", color="black", lw=2,
                 alpha=0.35, label="Pareto front")
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlim(left=-0.3)
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlim(left=-0.03)
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("extra annotation cost over image labels ($, Sec. 4.1 click model)")
     ax.set_ylabel("robust AUROC (test), mean over seeds")

@@ -59,6 +59,10 @@ def test_pareto_flags_equal_a_brute_force_scan():
         assert flags == [not _dominated_brute_force(points, i) for i in range(len(points))]
     # a fixed case: the free point, the cheap good one and the best; equal points are both kept
     assert pareto_flags([0, 1, 2, 3, 3], [0.2, 0.9, 0.5, 1.0, 1.0]) == [True, True, False, True, True]
+    # within the tolerance a dearer point is no better, and a cheaper one no worse
+    assert pareto_flags([0, 1, 2], [0.5, 0.9999, 1.0], tolerance=5e-4) == [True, True, False]
+    assert pareto_flags([0, 1, 2], [0.5, 0.9999, 1.0]) == [True, True, True]
+    assert pareto_flags([1, 1], [0.9996, 1.0], tolerance=5e-4) == [True, True]
 
 
 def test_frontier_points_from_summary_rows():
