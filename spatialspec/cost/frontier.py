@@ -29,7 +29,11 @@ from .model import AnnotationCostModel
 from .planner import option_name
 
 __all__ = ["FrontierPoint", "location_cost", "pareto_flags", "frontier_points", "frontier_markdown",
-           "write_frontier_csv", "plot_frontier"]
+           "write_frontier_csv", "plot_frontier", "EQUAL_WITHIN"]
+
+#: robust AUROCs closer than this count as equal on the front: half the last digit of the tables' three decimals, so
+#: that a dearer point is not on the front by a difference no table shows
+EQUAL_WITHIN = 5e-4
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def _optional(value: Any) -> float | None:
 
 def frontier_points(rows: Sequence[dict[str, Any]], positive_fraction: float = 1.0, training_size: int | None = None,
                     cost_model: AnnotationCostModel | None = None, selection_reads_spurious: bool = False,
-                    tolerance: float = 5e-4) -> list[FrontierPoint]:
+                    tolerance: float = EQUAL_WITHIN) -> list[FrontierPoint]:
     """The frontier's points from :func:`spatialspec.study.summarize` rows (one score: the first row's), the Pareto
     front marked, sorted by cost and then by robust AUROC (highest first).
 
@@ -139,8 +143,7 @@ def frontier_points(rows: Sequence[dict[str, Any]], positive_fraction: float = 1
             out without it.
         cost_model: the click model (the paper's defaults).
         selection_reads_spurious: whether the study's selection rule reads s on validation (every point does then).
-        tolerance: robust AUROCs closer than this count as equal on the front (default: half the last digit of the
-            tables' three decimals, so that a dearer point is not on the front by a difference no table shows).
+        tolerance: robust AUROCs closer than this count as equal on the front (:data:`EQUAL_WITHIN`).
 
     Raises:
         ValueError: naming ``rows`` when none is left.

@@ -81,7 +81,7 @@ def frontier_points(curves: Sequence[Any], planner: Any) -> list[dict[str, Any]]
     """Every measured (option, budget) as its extra annotation cost (``planner.cost``; 0 for image labels) and robust
     AUROC, with ``frontier`` true for the points no cheaper-or-equal point beats (the cost-robustness frontier,
     :func:`spatialspec.cost.frontier.pareto_flags`)."""
-    from spatialspec.cost.frontier import pareto_flags
+    from spatialspec.cost.frontier import EQUAL_WITHIN, pareto_flags
 
     points = []
     for curve in curves:
@@ -89,7 +89,7 @@ def frontier_points(curves: Sequence[Any], planner: Any) -> list[dict[str, Any]]
             cost = planner.cost(curve.level, n) if curve.location_supervised else 0.0
             points.append({"option": curve.option, "n": n if curve.location_supervised else None,
                            "cost": float(cost), "robust_auroc": float(robust)})
-    flags = pareto_flags([p["cost"] for p in points], [p["robust_auroc"] for p in points])
+    flags = pareto_flags([p["cost"] for p in points], [p["robust_auroc"] for p in points], EQUAL_WITHIN)
     for point, flag in zip(points, flags):
         point["frontier"] = flag
     return points
