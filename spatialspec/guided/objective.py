@@ -11,6 +11,7 @@ import torch
 from monai.utils import min_version, optional_import
 from torch import nn
 
+from spatialspec.handlers.batch_keys import batch_keys
 from spatialspec.handlers.epoch_means import EpochMeans
 from spatialspec.losses.mask_guided import (
     ActivationDifferenceLoss,
@@ -124,14 +125,11 @@ class MaskGuidedObjective:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.means.report)
 
     def _batch_labels(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self._engine is None:
-            raise RuntimeError(f"{type(self).__name__} is not attached: list it in +train#attached (train#handlers)")
-        batch = self._engine.state.batch
-        if not isinstance(batch, dict) or self.location_key not in batch:
-            raise KeyError(f"{type(self).__name__}: the batch has no {self.location_key!r} key (the location label of "
-                           "the level: see bundles/mask_guided_classification/configs/train.yaml, train#target)")
-        location = torch.as_tensor(batch[self.location_key]).to(device).float()
-        has = batch.get(self.has_location_key)
+        found = batch_keys(self, self._engine, [self.location_key], [self.has_location_key],
+                           "the location label of the level: see bundles/mask_guided_classification/configs/"
+                           "train.yaml, train#target")
+        location = torch.as_tensor(found[self.location_key]).to(device).float()
+        has = found.get(self.has_location_key)
         return location, None if has is None else torch.as_tensor(has).to(device)
 
     def __call__(self, pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

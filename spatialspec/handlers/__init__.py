@@ -12,6 +12,7 @@ from __future__ import annotations
 from spatialspec._deprecated import moved_names
 
 from .attach import AttachToTrainer
+from .batch_keys import batch_keys
 from .convergence import ConvergenceMonitor, best_epoch, is_converged
 from .epoch_means import EpochMeans
 from .resume import ResumeHandler, load_resume_checkpoint
@@ -19,9 +20,9 @@ from .robust_auroc import RobustAUROC
 from .run_params import attach_run_params, flatten_params
 from .selection import SELECTION_RULES, STUDY_RULES, ModelSelection, SelectionCheckpointSaver
 
-__all__ = ["RobustAUROC", "AttachToTrainer", "EpochMeans", "attach_run_params", "flatten_params", "ResumeHandler",
-           "load_resume_checkpoint", "ConvergenceMonitor", "best_epoch", "is_converged", "ModelSelection",
-           "SelectionCheckpointSaver", "SELECTION_RULES", "STUDY_RULES"]
+__all__ = ["RobustAUROC", "AttachToTrainer", "batch_keys", "EpochMeans", "attach_run_params", "flatten_params",
+           "ResumeHandler", "load_resume_checkpoint", "ConvergenceMonitor", "best_epoch", "is_converged",
+           "ModelSelection", "SelectionCheckpointSaver", "SELECTION_RULES", "STUDY_RULES"]
 
 __getattr__ = moved_names(__name__, {"JTTErrorSetWriter": "spatialspec.robust.jtt.JTTErrorSetWriter",
                                      "GeorgeGroupsWriter": "spatialspec.robust.george.GeorgeGroupsWriter"})

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from monai.utils import min_version, optional_import
 
+from spatialspec.handlers.batch_keys import batch_keys
 from spatialspec.handlers.epoch_means import EpochMeans
 from spatialspec.losses.mixed_supervision import MixedSupervisionLoss
 
@@ -51,14 +52,9 @@ class MixedSupervisionObjective:
 
     def __call__(self, pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         """The loss of the batch the network has just predicted."""
-        if self._engine is None:
-            raise RuntimeError(f"{type(self).__name__} is not attached: list it in +train#attached (train#handlers)")
-        batch = self._engine.state.batch
-        missing = [k for k in (self.has_location_key, self.label_key) if not isinstance(batch, dict) or k not in batch]
-        if missing:
-            raise KeyError(f"{type(self).__name__}: the batch has no {missing[0]!r} key (see "
-                           "bundles/segmentation/configs/mixed.yaml, train#data)")
-        has, y = torch.as_tensor(batch[self.has_location_key]), torch.as_tensor(batch[self.label_key])
+        found = batch_keys(self, self._engine, [self.has_location_key, self.label_key],
+                           hint="see bundles/segmentation/configs/mixed.yaml, train#data")
+        has, y = torch.as_tensor(found[self.has_location_key]), torch.as_tensor(found[self.label_key])
         pixel, mil = self.loss.terms(pred, label, has, y)
         self.means.add("pixel", pixel)
         self.means.add("mil", mil)

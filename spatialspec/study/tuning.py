@@ -144,7 +144,7 @@ def tuning_runs(config: StudyConfig, settings: TuneSettings, runs: Sequence[RunS
         if not keys:
             continue
         budget = None if parse_level(run.level).kind == "binary" else settings.budget
-        if getattr(run, "location_mix", ""):  # a mix of masks and boxes (mixed:seg=20,bbox=60) keeps its own budget
+        if run.location_mix:  # a mix of masks and boxes (mixed:seg=20,bbox=60) keeps its own budget
             budget = run.location_labels
         for values in itertools.product(*(settings.grid[key] for key in keys)):
             trial = replace(run, seed=settings.seed, location_labels=budget, tuned=tuple(zip(keys, values)))
