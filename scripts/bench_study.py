@@ -18,6 +18,10 @@ Every repetition runs every level x seed once per side, interleaved run by run w
 each run, each study in an output folder of its own (a run already in a folder would be reused, not trained).
 ``scripts/bench_tracking.py`` times the whole ``spatialspec study`` command with and without MLflow instead.
 
+Both sides run with the same C allocator settings: the study's bundles tune glibc's (``spatialspec.allocator``, process
+wide), and so does this script before the first run, so the plain loop gets them too; the minor page faults of each
+side's runs are printed beside their times.
+
     .venv/bin/python scripts/bench_study.py [--levels binary,bbox,seg] [--seeds 0,1,2] [--epochs 50] [--repeats 3]
         [--skip-mlflow] [--skip-server] [--bundles-dir DIR]
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -41,6 +46,7 @@ import numpy as np
 import torch
 from monai.networks.nets import UNet
 
+from spatialspec.allocator import tune_cpu_allocator
 from spatialspec.data import SyntheticParams, generate_split
 from spatialspec.metrics import subgroup_aurocs
 from spatialspec.study import StudyConfig, run_study
@@ -115,7 +121,10 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     params = SyntheticParams()
     sides = ["plain", "study"] + ([] if args.skip_mlflow else ["sqlite"] + ([] if args.skip_server else ["server"]))
-    print(f"start: {_load()}", flush=True)
+    allocator = tune_cpu_allocator()  # the study's bundles do the same; both sides get it
+    print(f"start: {_load()}; C allocator: "
+          + (f"mmap threshold {allocator.mmap_threshold}, trim threshold {allocator.trim_threshold}"
+             if allocator.applied else allocator.reason), flush=True)
     # a SIGTERM (timeout, kill) unwinds through the finally below, which stops the server
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -141,6 +150,7 @@ def main() -> int:
             # interleaved run by run, the order of the sides rotated each run, so that drifts of the machine's speed
             # hit every side alike
             times: dict[str, list[list[float]]] = {side: [] for side in sides}
+            faults: dict[str, list[int]] = {side: [] for side in sides}
             robust: dict[str, dict[str, list[float]]] = {"plain": {}, "study": {}}
             turn = 0
             for repeat in range(args.repeats):
@@ -149,12 +159,14 @@ def main() -> int:
                 for level in levels:
                     for seed in seeds:
                         for side in sides[turn % len(sides):] + sides[:turn % len(sides)]:
+                            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                             begin = time.perf_counter()
                             if side == "plain":
                                 result = plain_run(level, seed, args.epochs, params, root / "plain.pt")
                             else:
                                 result = study(side, level, seed, args.epochs, root / f"r{repeat}-{side}")[0]
                             times[side][-1].append(time.perf_counter() - begin)
+                            faults[side].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
                             if side in robust:
                                 robust[side].setdefault(level, []).append(result["robust_auroc"])
                         turn += 1
@@ -169,7 +181,8 @@ def main() -> int:
     labels = {"plain": "plain PyTorch loop", "study": "spatialspec study", "sqlite": "study + MLflow (SQLite)",
               "server": "study + MLflow (server)"}
     for side in sides:
-        print(f"  {labels[side]:<25} {np.median([sum(t) for t in times[side]]):7.1f} s (median repetition)")
+        print(f"  {labels[side]:<25} {np.median([sum(t) for t in times[side]]):7.1f} s (median repetition), "
+              f"{np.median(faults[side]):9.0f} minor page faults (median run)")
     ratios = [("study", "plain", "study / plain")] + [(side, "study", f"{labels[side]} / study")
                                                       for side in ("sqlite", "server") if side in sides]
     for side, base, label in ratios:

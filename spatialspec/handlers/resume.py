@@ -10,13 +10,13 @@ epoch left off and reaches the metrics an uninterrupted run reaches (same seed, 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import random
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,11 @@ import torch
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointSaver, MLFlowHandler
 
-from spatialspec.atomic import atomic_write
 from spatialspec.errors import InputError
 from spatialspec.identity import check_fingerprint, read_fingerprint_file, write_fingerprint_file
 from spatialspec.tracking.handler import RUN_ID_STATE, BufferedMLFlowHandler
 
+from .checkpoint_writer import wait_for_checkpoint_writes, write_checkpoint_in_background
 from .packing import pack_tensors, unpack_tensors
 
 __all__ = ["ResumeHandler", "get_rng_state", "set_rng_state", "load_resume_checkpoint", "stored_fingerprint",
@@ -91,6 +91,7 @@ def load_resume_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, An
         InputError: if ``path`` is not a resume checkpoint of a known format.
     """
     path = Path(path)
+    wait_for_checkpoint_writes()  # a checkpoint this process took is read once it is written
     if path.is_file() and not zipfile.is_zipfile(path):  # torch.save writes a zip archive
         raise InputError(f"{path} is not a spatialspec resume checkpoint (not a file written by torch.save); delete "
                          "it or start over with --resume False")
@@ -185,8 +186,10 @@ class ResumeHandler:
 
     Every ``EPOCH_COMPLETED`` (after the validation handler, so the RNG states are those the next epoch starts from)
     it writes ``checkpoint_file`` atomically (a temporary file, then ``os.replace``: a kill during the write leaves
-    the previous checkpoint intact). On ``STARTED``, if the file exists, it restores the objects of ``save_dict``,
-    the trainer's epoch and iteration, the RNG states and the ``evaluator``'s best metric and epoch. List the
+    the previous checkpoint intact), from a background thread while the next epoch trains (every reader in the
+    process waits for it; the trainer's ``COMPLETED`` too). On ``STARTED``, if the file exists, it restores the
+    objects of ``save_dict``, the trainer's epoch and iteration, the RNG states and the ``evaluator``'s best metric and
+    epoch. List the
     model-selection saver (:class:`~spatialspec.handlers.SelectionCheckpointSaver`, the bundles' ``validate#saver``)
     in ``save_dict`` so that ``model.pt`` stays the best of all epochs. A finished run's checkpoint holds
     ``epoch == max_epochs``: rerunning it trains nothing.
@@ -240,6 +243,7 @@ class ResumeHandler:
         self.fingerprint = dict(fingerprint) if fingerprint is not None else None
         self.fingerprint_file = Path(fingerprint_file) if fingerprint_file is not None else None
         self._trainer: Engine | None = None
+        self._pending: Future | None = None
         self.resumed_from: int | None = None
         if self.enabled:
             self.check_identity()
@@ -270,6 +274,8 @@ class ResumeHandler:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
         # early stopping ended the run: a rerun must not train on (it is finished, like one at max_epochs)
         engine.add_event_handler(Events.TERMINATE, self._save_terminated)
+        # the run's last checkpoint is on disk when the trainer returns
+        engine.add_event_handler(Events.COMPLETED, self.wait)
         if self.fingerprint is not None and self.fingerprint_file is not None:
             engine.add_event_handler(Events.STARTED, self._write_fingerprint)
 
@@ -314,15 +320,22 @@ class ResumeHandler:
         }
 
     def save(self, engine: Engine, terminated: bool = False) -> None:
-        """Write the checkpoint atomically (rank 0 only); ``terminated`` marks a run stopped before ``max_epochs``
-        (early stopping), which a rerun does not continue. Its tensors are packed (format 2,
-        :func:`~spatialspec.handlers.packing.pack_tensors`): one record per dtype instead of one per tensor."""
+        """Take the checkpoint and have it written atomically (rank 0 only); ``terminated`` marks a run stopped
+        before ``max_epochs`` (early stopping), which a rerun does not continue. Its tensors are packed (format 2,
+        :func:`~spatialspec.handlers.packing.pack_tensors`): one record per dtype instead of one per tensor. The
+        packed copy is written by a background thread (:mod:`~spatialspec.handlers.checkpoint_writer`) while the
+        next epoch trains; the previous write is waited for first, and its error re-raised."""
         if not _is_rank0():
             return
         state, tensors = pack_tensors({**self.state_dict(engine), "terminated": bool(terminated)})
-        buffer = io.BytesIO()
-        torch.save({**state, "tensors": tensors}, buffer)
-        atomic_write(self.checkpoint_file, buffer.getvalue())
+        self.wait()
+        self._pending = write_checkpoint_in_background(self.checkpoint_file, {**state, "tensors": tensors})
+
+    def wait(self, engine: Engine | None = None) -> None:
+        """Block until the last checkpoint this handler took is written; re-raises the error of a failed write."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def _save_terminated(self, engine: Engine) -> None:
         self.save(engine, terminated=True)

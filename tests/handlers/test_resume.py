@@ -27,6 +27,7 @@ from monai.handlers import MLFlowHandler, ValidationHandler
 
 from spatialspec.errors import InputError, RunIdentityError
 from spatialspec.handlers import ModelSelection, ResumeHandler, SelectionCheckpointSaver, load_resume_checkpoint
+from spatialspec.handlers.checkpoint_writer import wait_for_checkpoint_writes
 from spatialspec.handlers.resume import get_rng_state, set_rng_state
 from spatialspec.identity import run_fingerprint
 from spatialspec.losses import ChannelCrossEntropyLoss
@@ -102,6 +103,9 @@ def _interrupt(engine: Engine) -> None:
 def _interrupted_run(loop: _Loop) -> None:
     with pytest.raises(_Interrupted):
         loop.run()
+    # a process that dies of an exception finishes its queued checkpoint writes as the interpreter exits (the writer
+    # thread is joined); the tests below read and rewrite the file directly
+    wait_for_checkpoint_writes()
 
 
 def _seed(seed: int = 0) -> None:
@@ -147,6 +151,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         loop.handler.save(loop.engine)
+        loop.handler.wait()  # the write runs on the writer thread; its error comes back here
     monkeypatch.undo()
     after = load_resume_checkpoint(tmp_path / "latest.pt")
     assert after["epoch"] == 1
