@@ -189,10 +189,9 @@ class ResumeHandler:
     the previous checkpoint intact), from a background thread while the next epoch trains (every reader in the
     process waits for it; the trainer's ``COMPLETED`` too). On ``STARTED``, if the file exists, it restores the
     objects of ``save_dict``, the trainer's epoch and iteration, the RNG states and the ``evaluator``'s best metric and
-    epoch. List the
-    model-selection saver (:class:`~spatialspec.handlers.SelectionCheckpointSaver`, the bundles' ``validate#saver``)
-    in ``save_dict`` so that ``model.pt`` stays the best of all epochs. A finished run's checkpoint holds
-    ``epoch == max_epochs``: rerunning it trains nothing.
+    epoch. List the model-selection saver (:class:`~spatialspec.handlers.SelectionCheckpointSaver`, the bundles'
+    ``validate#saver``) in ``save_dict`` so that ``model.pt`` stays the best of all epochs. A finished run's
+    checkpoint holds ``epoch == max_epochs``: rerunning it trains nothing.
 
     MLflow: the run the interrupted attempt logged to is stored and handed to the tracking handlers of the trainer
     and the evaluator, so the rerun continues the same run: through ``engine.state.mlflow_run_id``
