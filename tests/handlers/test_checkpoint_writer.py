@@ -18,17 +18,18 @@ from tests.handlers.test_resume import _Loop, _seed
 
 @pytest.fixture
 def slow_writes(monkeypatch):
-    """Every write waits until the test releases it (or 10 s); records the thread that writes."""
-    release, threads = threading.Event(), []
+    """Every write waits until the test releases it (or 10 s); records the thread that writes, once it has begun."""
+    release, begun, threads = threading.Event(), threading.Event(), []
     write = checkpoint_writer._write
 
     def slow(path, state):
         threads.append(threading.current_thread().name)
+        begun.set()
         release.wait(10)
         return write(path, state)
 
     monkeypatch.setattr(checkpoint_writer, "_write", slow)
-    yield release, threads
+    yield release, begun, threads
     release.set()
     checkpoint_writer.wait_for_checkpoint_writes()
 
@@ -40,19 +41,19 @@ def _take(loop: _Loop, epoch: int) -> None:
 
 
 def test_saving_does_not_wait_for_the_write_and_readers_do(tmp_path, slow_writes):
-    release, threads = slow_writes
+    release, begun, threads = slow_writes
     _seed()
     loop = _Loop(tmp_path / "latest.pt", epochs=3)
     begin = time.perf_counter()
     _take(loop, 1)
     assert time.perf_counter() - begin < 5 and not (tmp_path / "latest.pt").exists()
-    assert threads == ["spatialspec-checkpoint_0"]
+    assert begun.wait(10) and threads == ["spatialspec-checkpoint_0"]
     threading.Timer(0.3, release.set).start()
     assert load_resume_checkpoint(tmp_path / "latest.pt")["epoch"] == 1  # waits for the write
 
 
 def test_the_trainer_returns_once_its_last_checkpoint_is_written(tmp_path, slow_writes):
-    release, _ = slow_writes
+    release, _, _ = slow_writes
     threading.Timer(0.3, release.set).start()
     _seed()
     _Loop(tmp_path / "latest.pt", epochs=2).run()
@@ -60,7 +61,7 @@ def test_the_trainer_returns_once_its_last_checkpoint_is_written(tmp_path, slow_
 
 
 def test_writes_land_in_the_order_taken(tmp_path, slow_writes):
-    release, _ = slow_writes
+    release, _, _ = slow_writes
     for epoch in (1, 2, 3):
         checkpoint_writer.write_checkpoint_in_background(tmp_path / "latest.pt", {"epoch": epoch})
     release.set()
