@@ -25,7 +25,7 @@ import os
 import platform
 from dataclasses import dataclass
 
-__all__ = ["AllocatorSettings", "tune_cpu_allocator", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
+__all__ = ["AllocatorSettings", "tune_cpu_allocator", "current_settings", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
 logger = logging.getLogger(__name__)
 
