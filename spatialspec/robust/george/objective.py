@@ -11,6 +11,7 @@ import torch
 from monai.utils import min_version, optional_import
 from torch import nn
 
+from spatialspec.handlers.batch_keys import batch_keys
 from spatialspec.losses.group_dro import GroupDROLoss
 
 from .clustering import InferredGroups
@@ -84,15 +85,11 @@ class GroupDROObjective(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The group-DRO loss of the current batch."""
-        if self._engine is None:
-            raise RuntimeError("GroupDROObjective is not attached: list it in train#handlers too")
-        batch = self._engine.state.batch
-        if not isinstance(batch, dict) or self.group_key not in batch:
-            raise KeyError(f"GroupDROObjective: the batch has no {self.group_key!r} key (wrap the training dataset "
-                           "in spatialspec.robust.george.GroupLabelledDataset)")
+        groups = batch_keys(self, self._engine, [self.group_key],
+                            hint="wrap the training dataset in spatialspec.robust.george.GroupLabelledDataset")
         if self.group_loss is None:
             self.build()
         per_sample = self.loss(pred, target)
         per_sample = per_sample.reshape(per_sample.shape[0], -1).mean(dim=1) if per_sample.ndim > 1 else per_sample
         self.group_loss.to(per_sample.device)
-        return self.group_loss(per_sample, torch.as_tensor(batch[self.group_key]).to(per_sample.device))
+        return self.group_loss(per_sample, torch.as_tensor(groups[self.group_key]).to(per_sample.device))
