@@ -23,7 +23,12 @@ wide), and so does this script before the first run, so the plain loop gets them
 side's runs are printed beside their times.
 
     .venv/bin/python scripts/bench_study.py [--levels binary,bbox,seg] [--seeds 0,1,2] [--epochs 50] [--repeats 3]
-        [--skip-mlflow] [--skip-server] [--bundles-dir DIR]
+        [--skip-mlflow] [--skip-server] [--bundles-dir DIR] [--only plain|study]
+
+``--only SIDE`` runs the warm-up of both sides, then the runs of that side alone (``--repeats`` times), and prints
+their wall time: for a sampling profiler around the whole process, one process per side (docs/benchmarks.md), e.g.
+``perf record -e cpu-clock -F 999 -- .venv/bin/python scripts/bench_study.py --levels seg --seeds 0 --repeats 4
+--only study``.
 
 The defaults are issue 17's default study: 9 runs of about 8.5 s per side on an idle 2-core machine, about 16 minutes
 for 3 repetitions of the four sides.
@@ -112,6 +117,8 @@ def main() -> int:
     parser.add_argument("--skip-mlflow", action="store_true", help="time neither MLflow side")
     parser.add_argument("--skip-server", action="store_true", help="time MLflow's SQLite store, not a real server")
     parser.add_argument("--bundles-dir", default=None, help="the study's bundles (default: the source checkout's)")
+    parser.add_argument("--only", choices=["plain", "study"], default=None,
+                        help="after the warm-up, run this side alone (for a sampling profiler; no ratios)")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
@@ -120,7 +127,8 @@ def main() -> int:
     levels = args.levels.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     params = SyntheticParams()
-    sides = ["plain", "study"] + ([] if args.skip_mlflow else ["sqlite"] + ([] if args.skip_server else ["server"]))
+    sides = ["plain", "study"] + ([] if args.skip_mlflow or args.only else
+                                  ["sqlite"] + ([] if args.skip_server else ["server"]))
     allocator = tune_cpu_allocator()  # the study's bundles do the same; both sides get it
     print(f"start: {_load()}; C allocator: "
           + (f"mmap threshold {allocator.mmap_threshold}, trim threshold {allocator.trim_threshold}"
@@ -147,6 +155,18 @@ def main() -> int:
             plain_run(levels[0], seeds[0], 2, params, root / "warm.pt")
             for side in sides[1:]:
                 study(side, levels[0], seeds[0], 2, root / f"warm-{side}")
+            if args.only:
+                begin = time.perf_counter()
+                for repeat in range(args.repeats):
+                    for level in levels:
+                        for seed in seeds:
+                            if args.only == "plain":
+                                plain_run(level, seed, args.epochs, params, root / "plain.pt")
+                            else:
+                                study("study", level, seed, args.epochs, root / f"r{repeat}-study")
+                print(f"{args.only}: {args.repeats * len(levels) * len(seeds)} runs in "
+                      f"{time.perf_counter() - begin:.1f} s; {_load()}")
+                return 0
             # interleaved run by run, the order of the sides rotated each run, so that drifts of the machine's speed
             # hit every side alike
             times: dict[str, list[list[float]]] = {side: [] for side in sides}
