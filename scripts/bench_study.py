@@ -149,6 +149,12 @@ def main() -> int:
                                          out_dir=str(out), tracking_uri=tracking[side],
                                          experiment_name=f"bench-{out.name}", bundles_dir=args.bundles_dir))
 
+        def run(side: str, level: str, seed: int, repeat: int) -> dict:
+            """One timed run of ``side``: its test figures."""
+            if side == "plain":
+                return plain_run(level, seed, args.epochs, params, root / "plain.pt")
+            return study(side, level, seed, args.epochs, root / f"r{repeat}-{side}")[0]
+
         try:
             # warm-up, untimed: first-call costs (imports, thread pools, allocator, the server's first requests) go
             # to no side
@@ -160,10 +166,7 @@ def main() -> int:
                 for repeat in range(args.repeats):
                     for level in levels:
                         for seed in seeds:
-                            if args.only == "plain":
-                                plain_run(level, seed, args.epochs, params, root / "plain.pt")
-                            else:
-                                study("study", level, seed, args.epochs, root / f"r{repeat}-study")
+                            run(args.only, level, seed, repeat)
                 print(f"{args.only}: {args.repeats * len(levels) * len(seeds)} runs in "
                       f"{time.perf_counter() - begin:.1f} s; {_load()}")
                 return 0
@@ -181,10 +184,7 @@ def main() -> int:
                         for side in sides[turn % len(sides):] + sides[:turn % len(sides)]:
                             faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                             begin = time.perf_counter()
-                            if side == "plain":
-                                result = plain_run(level, seed, args.epochs, params, root / "plain.pt")
-                            else:
-                                result = study(side, level, seed, args.epochs, root / f"r{repeat}-{side}")[0]
+                            result = run(side, level, seed, repeat)
                             times[side][-1].append(time.perf_counter() - begin)
                             faults[side].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
                             if side in robust:
